@@ -1,0 +1,4 @@
+"""ESPNetV2 semantic segmentation on PaddlePaddle 3. Importing the package registers its components."""
+__version__ = "0.1.0"
+
+from paddleseg import models  # noqa: F401  (registers MODELS and BACKBONES)

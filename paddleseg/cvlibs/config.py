@@ -1,0 +1,294 @@
+"""YAML training configs: ``_base_`` inheritance, ``--opts`` overrides, validation, lazy building.
+
+    cfg = Config("configs/espnetv2/espnetv2_cityscapes_1024x512_120k.yml", opts=["batch_size=2"])
+    model = cfg.model          # built on first access, then cached
+
+Inheritance: ``_base_`` names one file or a list of files, relative to the file that names them,
+resolved recursively. Mappings merge key by key (the including file wins), lists and scalars are
+replaced, and ``_inherited_: False`` inside a mapping replaces the base's mapping instead of merging.
+The whole config is validated when it is loaded, before any data is read or model built; every error
+names the file that set the offending key, the key path and the closest valid names.
+"""
+import copy
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import yaml
+
+from paddleseg.cvlibs import builder, manager
+from paddleseg.errors import ConfigError
+
+# Top-level key → the registry its component(s) come from (None: plain values).
+SECTIONS = {
+    "batch_size": None,
+    "iters": None,
+    "model": manager.MODELS,
+    "train_dataset": manager.DATASETS,
+    "val_dataset": manager.DATASETS,
+    "test_dataset": manager.DATASETS,
+    "optimizer": manager.OPTIMIZERS,
+    "lr_scheduler": manager.LR_SCHEDULERS,
+    "loss": manager.LOSSES,
+    "export": manager.TRANSFORMS,
+    "test_config": None,
+}
+TEST_CONFIG_KEYS = ("aug_eval", "scales", "flip_horizontal", "flip_vertical", "is_slide", "crop_size", "stride")
+EXPORT_KEYS = ("transforms",)
+LOSS_KEYS = ("types", "coef")
+
+PathLike = Union[str, Path]
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading: files, inheritance, overrides. Each key path remembers which file (or --opts) set it.
+# ----------------------------------------------------------------------------------------------
+def _read_yaml(path: Path, included_from: Optional[str]) -> Dict:
+    if not path.is_file():
+        where = f"{included_from}: _base_" if included_from else "config"
+        raise ConfigError(f"{where}: file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def _merge(base: Dict, child: Dict, origins: Optional[Dict[Tuple, str]], source: str,
+           prefix: Tuple = ()) -> Dict:
+    """``child`` over ``base``; records ``source`` as the origin of every key ``child`` sets
+    (``origins=None``: the caller has recorded them already)."""
+    if child.get("_inherited_", True) is False:
+        base = {}
+        _forget(origins, prefix, keep_prefix=True)
+    merged = dict(base)
+    for key, value in child.items():
+        if key == "_inherited_":
+            continue
+        path = prefix + (key,)
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value, origins, source, path)
+        else:
+            merged[key] = _strip_inherited(value)
+            if origins is not None:
+                _forget(origins, path)
+                origins[path] = source
+    return merged
+
+
+def _forget(origins: Optional[Dict[Tuple, str]], prefix: Tuple, keep_prefix: bool = False) -> None:
+    if origins is None:
+        return
+    for key in [k for k in origins if k[: len(prefix)] == prefix and not (keep_prefix and k == prefix)]:
+        del origins[key]
+
+
+def _strip_inherited(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_inherited(v) for k, v in value.items() if k != "_inherited_"}
+    if isinstance(value, list):
+        return [_strip_inherited(v) for v in value]
+    return value
+
+
+def load_config(path: PathLike, origins: Optional[Dict[Tuple, str]] = None,
+                _chain: Tuple[Path, ...] = ()) -> Dict:
+    """Read ``path`` with its ``_base_`` files merged in. ``origins`` collects key path → file."""
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved in _chain:
+        cycle = " -> ".join(str(p) for p in _chain + (resolved,))
+        raise ConfigError(f"{_chain[-1]}: _base_ cycle: {cycle}")
+    origins = {} if origins is None else origins
+    data = _read_yaml(path, str(_chain[-1]) if _chain else None)
+    bases = data.pop("_base_", [])
+    bases = [bases] if isinstance(bases, str) else bases
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: _base_ must be a file path or a list of file paths, got {bases!r}")
+    merged: Dict = {}
+    for base in bases:
+        # the base's own load records where each of its keys came from
+        merged = _merge(merged, load_config(path.parent / base, origins, _chain + (resolved,)), None, base)
+    return _merge(merged, data, origins, str(path))
+
+
+def parse_opts(opts: Sequence[str]) -> List[Tuple[List[str], Any]]:
+    """``["a.b=1", "c=[1, 2]"]`` → ``[(["a", "b"], 1), (["c"], [1, 2])]``; values parsed as YAML."""
+    parsed = []
+    for opt in opts or []:
+        if "=" not in opt:
+            raise ConfigError(f"--opts: '{opt}' is not of the form key.sub=value")
+        key, text = opt.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"--opts: '{opt}' has an empty key part")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--opts: the value of '{key}' is not valid YAML: {e}") from e
+        parsed.append((parts, value))
+    return parsed
+
+
+def apply_opt(dic: Dict, parts: List[str], value: Any, origins: Dict[Tuple, str]) -> None:
+    """Set ``dic[parts[0]][parts[1]]... = value``; a numeric part indexes a list."""
+    node: Any = dic
+    for i, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            node = node[_list_index(node, part, where)]
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"--opts: '{where}' is a value ({node!r}), it has no key '{parts[i + 1]}'")
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, ".".join(parts))] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"--opts: '{'.'.join(parts[:-1])}' is a value ({node!r}), it has no key '{last}'")
+    origins[tuple(parts)] = "--opts"
+
+
+def _list_index(node: List, part: str, where: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"--opts: '{where}' indexes a list of {len(node)} items with '{part}'")
+    return int(part)
+
+
+# ----------------------------------------------------------------------------------------------
+# The Config object
+# ----------------------------------------------------------------------------------------------
+class Config:
+    """A validated training config; components are built on first access and cached.
+
+    Args:
+        path: the YAML file.
+        opts: ``key.sub=value`` overrides, applied after inheritance (values parsed as YAML).
+        learning_rate, batch_size, iters: command-line shortcuts for the same keys.
+    """
+
+    def __init__(self, path: PathLike, opts: Optional[Sequence[str]] = None,
+                 learning_rate: Optional[float] = None, batch_size: Optional[int] = None,
+                 iters: Optional[int] = None):
+        self.path = Path(path)
+        self._origins: Dict[Tuple, str] = {}
+        dic = load_config(self.path, self._origins)
+        overrides = parse_opts(opts)
+        if learning_rate is not None:
+            overrides.append((["lr_scheduler", "learning_rate"], learning_rate))
+        if batch_size is not None:
+            overrides.append((["batch_size"], batch_size))
+        if iters is not None:
+            overrides.append((["iters"], iters))
+        for parts, value in overrides:
+            apply_opt(dic, parts, value, self._origins)
+        self.dic = dic
+        self._built: Dict[str, Any] = {}
+        self.validate()
+
+    # -- error locations ---------------------------------------------------------------------
+    def origin(self, where: str) -> str:
+        """'file: key.path' for a key path like ``model.backbone.scale`` or ``loss.types[0].weight``."""
+        parts = tuple(p for p in where.replace("[", ".").replace("]", "").split(".") if p)
+        for n in range(len(parts), 0, -1):
+            src = self._origins.get(parts[:n])
+            if src is not None:
+                return f"{src}: {where}"
+        return f"{self.path}: {where}"
+
+    # -- validation --------------------------------------------------------------------------
+    def validate(self) -> None:
+        for key in self.dic:
+            if key not in SECTIONS:
+                raise ConfigError(f"{self.origin(key)}: unknown top-level key."
+                                  f"{builder.did_you_mean(key, list(SECTIONS))} Valid keys: {', '.join(SECTIONS)}")
+        for key in ("batch_size", "iters"):
+            value = self.dic.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise ConfigError(f"{self.origin(key)}: must be a positive integer, got {value!r}")
+        for key in ("model", "train_dataset", "val_dataset", "test_dataset", "optimizer", "lr_scheduler"):
+            if self.dic.get(key) is not None:
+                self._check_section(key)
+        if self.dic.get("loss") is not None:
+            self._check_loss()
+        if self.dic.get("export") is not None:
+            self._check_plain_mapping("export", EXPORT_KEYS)
+            builder.check_nested(self.dic["export"].get("transforms"), "export.transforms", "transforms",
+                                 self.origin)
+        if self.dic.get("test_config") is not None:
+            self._check_plain_mapping("test_config", TEST_CONFIG_KEYS)
+
+    def _check_section(self, key: str) -> None:
+        registry = SECTIONS[key]
+        if not registry.names:
+            # Nothing of this kind is registered in this build of the package; see the docs of
+            # the section's issue. The model section is always checked.
+            return
+        builder.check_component(self.dic[key], key, registry, self.origin)
+
+    def _check_plain_mapping(self, key: str, allowed: Sequence[str]) -> None:
+        section = self.dic[key]
+        if not isinstance(section, dict):
+            raise ConfigError(f"{self.origin(key)}: expected a mapping, got {section!r}")
+        for sub in section:
+            if sub not in allowed:
+                raise ConfigError(f"{self.origin(f'{key}.{sub}')}: unknown key."
+                                  f"{builder.did_you_mean(sub, allowed)} Valid keys: {', '.join(allowed)}")
+
+    def _check_loss(self) -> None:
+        self._check_plain_mapping("loss", LOSS_KEYS)
+        loss = self.dic["loss"]
+        types, coef = loss.get("types"), loss.get("coef")
+        if not isinstance(types, list) or not types:
+            raise ConfigError(f"{self.origin('loss.types')}: must be a non-empty list of losses, got {types!r}")
+        if not isinstance(coef, list) or len(coef) != len(types):
+            raise ConfigError(f"{self.origin('loss.coef')}: must be a list with one coefficient per entry of "
+                              f"loss.types ({len(types)}), got {coef!r}")
+        if manager.LOSSES.names:
+            for i, item in enumerate(types):
+                builder.check_component(item, f"loss.types[{i}]", manager.LOSSES, self.origin)
+
+    # -- plain values --------------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        return self.dic.get("batch_size", 1)
+
+    @property
+    def iters(self) -> int:
+        if "iters" not in self.dic:
+            raise ConfigError(f"{self.path}: no 'iters' key (and no --iters given)")
+        return self.dic["iters"]
+
+    @property
+    def test_config(self) -> Dict:
+        return copy.deepcopy(self.dic.get("test_config", {}))
+
+    @property
+    def model_config(self) -> Dict:
+        return copy.deepcopy(self._require("model"))
+
+    def _require(self, key: str) -> Any:
+        if self.dic.get(key) is None:
+            raise ConfigError(f"{self.path}: no '{key}' section")
+        return self.dic[key]
+
+    # -- built components ----------------------------------------------------------------------
+    def build(self, key: str, **extra: Any) -> Any:
+        """Build (once) the component of section ``key``; ``extra`` arguments come from code."""
+        if key not in self._built:
+            self._built[key] = builder.build_component(self._require(key), SECTIONS[key], key, **extra)
+        return self._built[key]
+
+    @property
+    def model(self):
+        return self.build("model")
+
+    def __repr__(self) -> str:
+        return yaml.safe_dump(self.dic, sort_keys=False)
