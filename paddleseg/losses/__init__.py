@@ -1,0 +1,40 @@
+"""Segmentation losses (registered in ``manager.LOSSES``) and how a config's ``loss`` section is applied.
+
+A config's ``loss`` section pairs one loss and one coefficient with each output of the model, in the
+order the model returns them (main output first, then the auxiliary heads)::
+
+    loss:
+      types: [{type: CrossEntropyLoss, ignore_index: 255}, {type: CrossEntropyLoss}]
+      coef: [1, 0.4]
+
+The training loop builds each entry of ``types`` and calls :func:`compute_losses` every step.
+"""
+from typing import List, Sequence, Tuple
+
+import paddle
+
+from paddleseg.errors import ConfigError
+from paddleseg.losses.cross_entropy import CrossEntropyLoss, OhemCrossEntropyLoss  # noqa: F401
+
+
+def output_names(count: int) -> str:
+    """How ``count`` model outputs are called in messages: 'main', 'main, auxiliary', 'main, auxiliary 1, ...'."""
+    if count <= 2:
+        return ", ".join(["main", "auxiliary"][:count])
+    return ", ".join(["main"] + [f"auxiliary {i}" for i in range(1, count)])
+
+
+def compute_losses(losses: Sequence, coefs: Sequence[float], logits_list: Sequence[paddle.Tensor],
+                   label: paddle.Tensor) -> Tuple[paddle.Tensor, List[paddle.Tensor]]:
+    """``(total, terms)``: ``terms[i] = coefs[i] * losses[i](logits_list[i], label)``, ``total = sum(terms)``.
+
+    Raises :class:`ConfigError` when ``losses``, ``coefs`` and the model's outputs are not one per output.
+    """
+    if len(losses) != len(logits_list):
+        raise ConfigError(f"loss.types has {len(losses)} entries but the model returns {len(logits_list)} "
+                          f"outputs ({output_names(len(logits_list))}): give one loss per output")
+    if len(coefs) != len(losses):
+        raise ConfigError(f"loss.coef has {len(coefs)} entries but loss.types has {len(losses)}: "
+                          f"give one coefficient per loss")
+    terms = [coef * loss(logits, label) for loss, coef, logits in zip(losses, coefs, logits_list)]
+    return paddle.add_n(terms), terms
