@@ -1,0 +1,3 @@
+from paddleseg.models.backbones.eespnet import EESPNet
+
+__all__ = ["EESPNet"]

@@ -1,0 +1,134 @@
+"""ESPNetv2 for semantic segmentation.
+
+Mehta, Rastegari, Shapiro, Hajishirzi: "ESPNetv2: A Light-weight, Power Efficient, and General
+Purpose Convolutional Neural Network", CVPR 2019 (Section 4.2, segmentation).
+
+Two registered forms build the same network and load the two released Cityscapes checkpoints:
+``ESPNetV2`` (upstream PaddleSeg's config and state-dict keys) and ``EESPNetHead`` with an
+``EESPNet`` backbone (the reference reproduction's). Head attribute names (``proj_l4_c``,
+``eesp_psp``, ``project_l3``, ``act_l3``, ``project_l2``, ``project_l1``) are fixed by those keys.
+"""
+from typing import Dict, List, Optional
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from paddleseg.cvlibs import manager
+from paddleseg.models.backbones.eespnet import EESP, EESPNet
+from paddleseg.models.layers import BNPReLU, ConvBNAct, concat, resize
+
+
+class PSPModule(nn.Layer):
+    """Pyramid pooling on the level-3 map: 4 cascaded 3×3 stride-2 average pools, each followed by
+    a 3×3 depthwise conv and bilinear upsampling back; the input and the 4 maps are concatenated and
+    projected by a 1×1 conv-BN-PReLU. (N, C, H, W) → (N, out, H, W)."""
+
+    def __init__(self, in_channels: int, out_channels: int, levels: int = 4):
+        super().__init__()
+        self.stages = nn.LayerList([
+            nn.Conv2D(in_channels, in_channels, 3, padding=1, groups=in_channels, bias_attr=False)
+            for _ in range(levels)])
+        self.project = ConvBNAct(in_channels * (levels + 1), out_channels, 1)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        pyramid = [x]
+        pooled = x
+        for stage in self.stages:
+            # [0, 2] padding: the windows of Paddle's 'same' on even sizes (the checkpoints'), and
+            # ceil(size / 2) on odd ones; padding is excluded from the average.
+            pooled = F.avg_pool2d(pooled, kernel_size=3, stride=2, padding=[0, 2, 0, 2], exclusive=True)
+            pyramid.append(resize(stage(pooled), x))
+        return self.project(concat(pyramid))
+
+
+class ESPNetV2Head(nn.Layer):
+    """The segmentation decoder of ESPNetv2 on top of an :class:`EESPNet` backbone.
+
+    level4 is projected to level3's width, upsampled and concatenated with level3, then an EESP unit
+    and the PSP module; dropout + 1×1 conv to classes, BN-PReLU (the level-3 class map); upsampled and
+    concatenated with level2, 1×1 conv-BN-PReLU; upsampled and concatenated with level1, dropout + 1×1
+    conv; upsampled to the input size. Every upsampling goes to the size of the map it joins, so any
+    input size works.
+
+    Returns ``[logits]`` in eval mode and ``[logits, aux_logits]`` in training mode, where
+    ``aux_logits`` is the level-3 class map upsampled to the input size; both (N, classes, H, W).
+    """
+
+    def __init__(self, backbone: EESPNet, num_classes: int = 19, drop_prob: float = 0.1):
+        super().__init__()
+        self.backbone = backbone
+        c1, c2, c3, c4 = backbone.out_channels
+        self.proj_l4_c = ConvBNAct(c4, c3, 1)
+        self.eesp_psp = nn.Sequential(EESP(2 * c3, c3, kernel_size_maximum=7, dilated=backbone.dilated),
+                                      PSPModule(c3, c3))
+        self.project_l3 = nn.Sequential(nn.Dropout2D(p=drop_prob), nn.Conv2D(c3, num_classes, 1, bias_attr=False))
+        self.act_l3 = BNPReLU(num_classes)
+        self.project_l2 = ConvBNAct(c2 + num_classes, num_classes, 1)
+        self.project_l1 = nn.Sequential(nn.Dropout2D(p=drop_prob),
+                                        nn.Conv2D(c1 + num_classes, num_classes, 1, bias_attr=False))
+        self.num_classes = num_classes
+
+    def forward(self, x: paddle.Tensor) -> List[paddle.Tensor]:
+        out_l1, out_l2, out_l3, out_l4 = self.backbone(x)
+        l4_to_l3 = resize(self.proj_l4_c(out_l4), out_l3)
+        merged_l3 = self.eesp_psp(concat([out_l3, l4_to_l3]))
+        classes_l3 = self.act_l3(self.project_l3(merged_l3))
+        merged_l2 = self.project_l2(concat([out_l2, resize(classes_l3, out_l2)]))
+        merged_l1 = self.project_l1(concat([out_l1, resize(merged_l2, out_l1)]))
+        logits = resize(merged_l1, x)
+        if self.training:
+            return [logits, resize(classes_l3, x)]
+        return [logits]
+
+
+@manager.MODELS.add_component
+class ESPNetV2(ESPNetV2Head):
+    """ESPNetV2 in upstream PaddleSeg's form: ``{type: ESPNetV2, in_channels, scale, num_classes,
+    drop_prob}``; loads upstream's released Cityscapes checkpoint (70.88% mIoU).
+
+    ``pretrained``: optional path of a checkpoint to load (strictly) after building. ``dilated``: the
+    paper's dilated EESP branches (False matches the released checkpoints; see
+    :mod:`paddleseg.models.backbones.eespnet`).
+    """
+
+    def __init__(self, num_classes: int = 19, in_channels: int = 3, scale: float = 1.0, drop_prob: float = 0.1,
+                 pretrained: Optional[str] = None, dilated: bool = False):
+        super().__init__(EESPNet(in_channels, scale, input_shortcut="prelu", dilated=dilated), num_classes, drop_prob)
+        if pretrained:
+            from paddleseg.utils.checkpoint import load_entire_model
+            load_entire_model(self, pretrained)
+
+
+# The reference reproduction names BN layers ``_bn`` and PReLU slots ``_act`` (except in the
+# down-samplers' 3×3 shortcut layer, which keeps ``_batch_norm`` and has a ReLU): our layers keep
+# upstream's names, and EESPNetHead translates at the state-dict boundary.
+def _reference_key(key: str) -> str:
+    if ".shortcut_layer.0." in key:
+        return key
+    return key.replace("._batch_norm.", "._bn.").replace("._prelu.act_func.", "._act.")
+
+
+@manager.MODELS.add_component
+class EESPNetHead(ESPNetV2Head):
+    """ESPNetV2 in the reference reproduction's form: ``{type: EESPNetHead, backbone: {type: EESPNet,
+    scale, drop_prob}, num_classes, drop_prob}``; its state dict uses the reproduction's key names, so
+    its released checkpoint (69.56% mIoU) loads and our checkpoints load in the reproduction.
+    """
+
+    def __init__(self, backbone: EESPNet, num_classes: int = 19, drop_prob: float = 0.1,
+                 pretrained: Optional[str] = None):
+        if not isinstance(backbone, EESPNet):
+            raise TypeError(f"EESPNetHead needs an EESPNet backbone, got {type(backbone).__name__}")
+        super().__init__(backbone, num_classes, drop_prob)
+        if pretrained:
+            from paddleseg.utils.checkpoint import load_entire_model
+            load_entire_model(self, pretrained)
+
+    def state_dict(self, *args, **kwargs) -> Dict[str, paddle.Tensor]:
+        own = super().state_dict(*args, **kwargs)
+        return type(own)((_reference_key(k), v) for k, v in own.items())
+
+    def set_state_dict(self, state_dict: Dict, *args, **kwargs):
+        to_own = {_reference_key(k): k for k in super().state_dict()}
+        return super().set_state_dict({to_own.get(k, k): v for k, v in state_dict.items()}, *args, **kwargs)

@@ -1,0 +1,129 @@
+"""Loading model weights: our checkpoints and both released ESPNetV2 formats, strictly by default.
+
+Upstream PaddleSeg skips keys that are missing, unexpected or of the wrong shape with a warning, so a
+checkpoint for another scale or class count "loads" and silently evaluates random weights. Here any
+such key is an error that names it; ``strict=False`` (for fine-tuning with another number of
+classes) loads what matches and reports what it skipped.
+"""
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Tuple, Union
+
+import numpy as np
+import paddle
+
+from paddleseg.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pdparams"
+_SHOWN = 8  # keys listed per kind in an error message
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_entire_model` did: loaded keys and, in non-strict mode, what it skipped."""
+
+    loaded: List[str] = field(default_factory=list)
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+    mismatched: List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def describe(self) -> str:
+        def listing(keys):
+            more = f" … and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else ""
+            return ", ".join(keys[:_SHOWN]) + more
+
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing key(s) (in the model, not in the file): {listing(self.missing)}")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected key(s) (in the file, not in the model): "
+                         f"{listing(self.unexpected)}")
+        if self.mismatched:
+            shapes = [f"{k} file {list(f)} vs model {list(m)}" for k, f, m in self.mismatched]
+            parts.append(f"{len(self.mismatched)} shape mismatch(es): {listing(shapes)}")
+        return "; ".join(parts)
+
+
+def resolve_weights_path(path: Union[str, Path]) -> Path:
+    """A ``.pdparams`` file, or a checkpoint folder (``iter_N/``, ``best_model/``) holding one."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    return path
+
+
+def read_state_dict(path: Union[str, Path]) -> Dict[str, np.ndarray]:
+    """Read a ``.pdparams`` file into ``{key: array}``, with a clear error for a bad file."""
+    path = resolve_weights_path(path)
+    try:
+        state = paddle.load(str(path))
+    except Exception as e:  # paddle raises many types for truncated or foreign files
+        raise CheckpointError(f"{path}: cannot be read as a Paddle checkpoint (truncated or corrupt?): "
+                              f"{type(e).__name__}: {e}") from e
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f"{path}: holds no state dict (got {type(state).__name__})")
+    return state
+
+
+def _format_hint(file_keys: List[str], model_keys: List[str]) -> str:
+    """Name the likely cause when the file is the other released format."""
+    def flavour(keys):
+        if any("._prelu.act_func." in k for k in keys):
+            return "upstream PaddleSeg (model type ESPNetV2)"
+        if any("._act._weight" in k and "._bn." in "".join(keys) for k in keys):
+            return "the reference reproduction (model type EESPNetHead with backbone EESPNet)"
+        return None
+
+    theirs, ours = flavour(file_keys), flavour(model_keys)
+    if theirs and ours and theirs != ours:
+        return f" The file is in the format of {theirs}; the config builds {ours}."
+    return ""
+
+
+def load_entire_model(model: paddle.nn.Layer, path: Union[str, Path], strict: bool = True) -> LoadReport:
+    """Load weights from ``path`` into ``model``.
+
+    Args:
+        model: the built model (its ``state_dict`` keys are the contract).
+        path: a ``.pdparams`` file or a checkpoint folder holding ``model.pdparams``.
+        strict: fail on any missing, unexpected or mis-shaped key (default). With False, load the
+            keys that match and log the rest, e.g. to fine-tune on a different number of classes.
+
+    Returns:
+        A :class:`LoadReport`. Raises :class:`CheckpointError` naming the file and keys.
+    """
+    file = resolve_weights_path(path)
+    state = read_state_dict(file)
+    own = model.state_dict()
+    report = LoadReport()
+    usable = {}
+    for key, target in own.items():
+        if key not in state:
+            report.missing.append(key)
+            continue
+        value = state[key]
+        shape = tuple(value.shape)
+        if shape != tuple(target.shape):
+            report.mismatched.append((key, shape, tuple(target.shape)))
+            continue
+        usable[key] = value
+    report.unexpected = [k for k in state if k not in own]
+    report.loaded = list(usable)
+    if not report.complete:
+        message = f"{file}: does not fit the model: {report.describe()}.{_format_hint(list(state), list(own))}"
+        if strict:
+            raise CheckpointError(message + " (strict loading; use the non-strict mode to fine-tune with "
+                                            "what matches)")
+        logger.warning("%s Loaded %d of %d model keys.", message, len(usable), len(own))
+    model.set_state_dict(usable)
+    logger.info("Loaded %d weights from %s", len(usable), file)
+    return report
