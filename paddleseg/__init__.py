@@ -2,3 +2,5 @@
 __version__ = "0.1.0"
 
 from paddleseg import models  # noqa: F401  (registers MODELS and BACKBONES)
+from paddleseg import losses, optimizers  # noqa: F401
+from paddleseg import datasets, transforms  # noqa: F401

@@ -1,0 +1,103 @@
+"""Learning-rate schedules: values at chosen iterations against closed-form formulas; exact resume.
+
+Tolerance: the schedules are Python floats; 1e-12 relative covers the different order of operations.
+"""
+import math
+
+import paddle
+import pytest
+
+from paddleseg.cvlibs import builder, manager
+from paddleseg.errors import ConfigError
+from paddleseg.optimizers import CosineAnnealingDecay, PiecewiseDecay, PolynomialDecay
+
+
+def _lrs(scheduler, count: int):
+    """The rates for iterations 0 .. count-1 (one ``step()`` after each iteration)."""
+    values = []
+    for _ in range(count):
+        values.append(scheduler())
+        scheduler.step()
+    return values
+
+
+def _poly(step, base=0.01, end=0.0, power=0.9, steps=100):
+    return (base - end) * (1 - min(step, steps) / steps) ** power + end
+
+
+def test_poly_decays_over_the_training_iters_by_default():
+    scheduler = PolynomialDecay(learning_rate=0.01, iters=100)
+    lrs = _lrs(scheduler, 101)
+    assert isinstance(scheduler, paddle.optimizer.lr.LRScheduler)
+    assert lrs[0] == pytest.approx(0.01, rel=1e-12)
+    assert lrs[50] == pytest.approx(0.01 * 0.5 ** 0.9, rel=1e-12)
+    assert lrs[100] == pytest.approx(0.0, abs=1e-15)
+    assert lrs == pytest.approx([_poly(i) for i in range(101)], rel=1e-12)
+
+
+def test_poly_with_end_lr_power_and_explicit_decay_steps():
+    lrs = _lrs(PolynomialDecay(learning_rate=0.1, decay_steps=40, end_lr=0.001, power=2.0, iters=1000), 60)
+    assert lrs == pytest.approx([_poly(i, 0.1, 0.001, 2.0, 40) for i in range(60)], rel=1e-12)
+    assert lrs[59] == pytest.approx(0.001)  # stays at end_lr after decay_steps without cycle
+
+
+def test_poly_warmup_ramps_linearly_then_decays_over_the_rest():
+    lrs = _lrs(PolynomialDecay(learning_rate=0.01, warmup_iters=10, warmup_start_lr=0.001, iters=110), 111)
+    assert lrs[:10] == pytest.approx([0.001 + (0.01 - 0.001) * i / 10 for i in range(10)], rel=1e-12)
+    # decay_steps = iters - warmup_iters = 100, counted from the end of the warm-up
+    assert lrs[10:] == pytest.approx([_poly(i) for i in range(101)], rel=1e-12)
+
+
+def test_cosine_reaches_eta_min_at_the_last_iteration():
+    lrs = _lrs(CosineAnnealingDecay(learning_rate=0.02, eta_min=0.001, warmup_iters=5, iters=85), 86)
+    assert lrs[:5] == pytest.approx([0.02 * i / 5 for i in range(5)], rel=1e-12)
+    expected = [0.001 + (0.02 - 0.001) * (1 + math.cos(math.pi * i / 80)) / 2 for i in range(81)]
+    assert lrs[5:] == pytest.approx(expected, rel=1e-12)
+    assert lrs[45] == pytest.approx((0.02 + 0.001) / 2, rel=1e-12)
+
+
+def test_piecewise_switches_at_the_boundaries():
+    lrs = _lrs(PiecewiseDecay(boundaries=[3, 6], values=[0.1, 0.01, 0.001]), 8)
+    assert lrs == pytest.approx([0.1] * 3 + [0.01] * 3 + [0.001] * 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: PolynomialDecay(learning_rate=0.01, warmup_iters=7, warmup_start_lr=1e-4, iters=50),
+    lambda: PolynomialDecay(learning_rate=0.01, decay_steps=9, cycle=True, iters=50),
+    lambda: CosineAnnealingDecay(learning_rate=0.01, warmup_iters=3, iters=50),
+    lambda: PiecewiseDecay(boundaries=[10, 20], values=[0.1, 0.01, 0.001], warmup_iters=4),
+])
+@pytest.mark.parametrize("k", [0, 5, 12])
+def test_state_dict_resumes_the_schedule_exactly(make, k):
+    reference = make()
+    expected = _lrs(reference, k + 15)[k:]
+    trained = make()
+    _lrs(trained, k)
+    state = trained.state_dict()
+    resumed = make()
+    resumed.set_state_dict(state)
+    assert _lrs(resumed, 15) == expected  # bit-exact, not approximately
+
+
+def test_config_builds_the_schedule_with_iters_from_code():
+    scheduler = builder.build_component({"type": "PolynomialDecay", "learning_rate": 0.01, "end_lr": 0.0,
+                                         "power": 0.9}, manager.LR_SCHEDULERS, "lr_scheduler", iters=100)
+    assert scheduler.decay.decay_steps == 100
+    assert _lrs(scheduler, 51)[50] == pytest.approx(_poly(50), rel=1e-12)
+
+
+def test_missing_length_is_a_config_error_naming_the_argument():
+    with pytest.raises(ConfigError, match="decay_steps is not set"):
+        PolynomialDecay(learning_rate=0.01)
+    with pytest.raises(ConfigError, match="T_max is not set"):
+        CosineAnnealingDecay(learning_rate=0.01)
+
+
+def test_warmup_as_long_as_training_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"warmup_iters \(100\) leaves no iterations"):
+        PolynomialDecay(learning_rate=0.01, warmup_iters=100, iters=100)
+
+
+def test_piecewise_values_must_be_one_more_than_boundaries():
+    with pytest.raises(ConfigError, match="2 values for 2 boundaries"):
+        PiecewiseDecay(boundaries=[3, 6], values=[0.1, 0.01])
