@@ -248,9 +248,11 @@ class Config:
         types, coef = loss.get("types"), loss.get("coef")
         if not isinstance(types, list) or not types:
             raise ConfigError(f"{self.origin('loss.types')}: must be a non-empty list of losses, got {types!r}")
-        if not isinstance(coef, list) or len(coef) != len(types):
+        # PaddleSeg's convention: a single loss type serves every coefficient (i.e. every model output)
+        if not isinstance(coef, list) or (len(coef) != len(types) and len(types) != 1):
             raise ConfigError(f"{self.origin('loss.coef')}: must be a list with one coefficient per entry of "
-                              f"loss.types ({len(types)}), got {coef!r}")
+                              f"loss.types ({len(types)}), or any length when loss.types has one entry; "
+                              f"got {coef!r}")
         if manager.LOSSES.names:
             for i, item in enumerate(types):
                 builder.check_component(item, f"loss.types[{i}]", manager.LOSSES, self.origin)
@@ -289,6 +291,20 @@ class Config:
     @property
     def model(self):
         return self.build("model")
+
+    @property
+    def loss(self) -> Dict[str, list]:
+        """``{'types': [built losses], 'coef': [...]}``, one loss per coefficient (a single type is
+        shared by all, PaddleSeg's convention)."""
+        if "loss" not in self._built:
+            section = self._require("loss")
+            built = [builder.build_component(t, manager.LOSSES, f"loss.types[{i}]")
+                     for i, t in enumerate(section["types"])]
+            coef = list(section["coef"])
+            if len(built) == 1:
+                built = built * len(coef)
+            self._built["loss"] = {"types": built, "coef": coef}
+        return self._built["loss"]
 
     def __repr__(self) -> str:
         return yaml.safe_dump(self.dic, sort_keys=False)

@@ -1,0 +1,63 @@
+"""What every command-line entry point shares: logging setup and exit codes.
+
+    def main(argv=None) -> int: ...
+    if __name__ == "__main__":
+        sys.exit(run(main))
+
+Exit codes: 0 success; 2 a user error (:class:`~paddleseg.errors.UserError`: config, data,
+checkpoint, arguments), printed as one line on stderr without a traceback (``--debug`` shows it);
+1 anything else (a bug: the traceback is kept); 130 interrupted by Ctrl-C.
+"""
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from paddleseg.errors import UserError
+
+EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_INTERRUPTED = 0, 1, 2, 130
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors too")
+
+
+def setup_logging(log_file: Optional[Path] = None, level: int = logging.INFO) -> None:
+    """Log to stderr and, if given, to ``log_file`` (appending). Idempotent."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S")
+    if not any(getattr(h, "_paddleseg", False) for h in root.handlers):
+        for h in list(root.handlers):  # paddle installs its own handlers; ours replace them
+            root.removeHandler(h)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(formatter)
+        handler._paddleseg = True
+        root.addHandler(handler)
+    if log_file is not None:
+        log_file = Path(log_file)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        if not any(getattr(h, "baseFilename", None) == str(log_file.resolve()) for h in root.handlers):
+            file_handler = logging.FileHandler(log_file, encoding="utf-8")
+            file_handler.setFormatter(formatter)
+            file_handler._paddleseg = True
+            root.addHandler(file_handler)
+
+
+def run(main: Callable[[Optional[Sequence[str]]], Optional[int]], argv: Optional[Sequence[str]] = None) -> int:
+    """Call ``main(argv)`` and turn its outcome into an exit code (module docstring)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        code = main(args)
+        return EXIT_OK if code is None else int(code)
+    except UserError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
