@@ -1,0 +1,172 @@
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import paddleseg  # noqa: F401  (registers components)
+from paddleseg.cvlibs import Config
+from paddleseg.cvlibs.config import load_config, parse_opts
+from paddleseg.errors import ConfigError
+
+from conftest import REPO
+
+MODEL = {"type": "ESPNetV2", "scale": 0.5, "num_classes": 19, "drop_prob": 0.0}
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """base.yml ← configs/mid.yml ← configs/sub/top.yml, with relative _base_ paths."""
+    write(tmp_path / "base.yml", """
+        batch_size: 2
+        iters: 100
+        model: {type: ESPNetV2, scale: 0.5, num_classes: 19, drop_prob: 0.1}
+        optimizer: {type: SGD, momentum: 0.9, weight_decay: 0.0001}
+        lr_scheduler: {type: PolynomialDecay, learning_rate: 0.01}
+        loss: {types: [{type: CrossEntropyLoss}], coef: [1, 0.4]}
+    """)
+    write(tmp_path / "configs" / "mid.yml", """
+        _base_: ../base.yml
+        iters: 200
+        model: {scale: 1.0}
+    """)
+    return write(tmp_path / "configs" / "sub" / "top.yml", """
+        _base_: ../mid.yml
+        batch_size: 4
+        loss: {coef: [1]}
+    """)
+
+
+def test_base_inheritance_is_recursive_merges_dicts_and_replaces_lists(tree):
+    cfg = Config(tree)
+    assert cfg.batch_size == 4 and cfg.iters == 200
+    assert cfg.dic["model"] == {"type": "ESPNetV2", "scale": 1.0, "num_classes": 19, "drop_prob": 0.1}
+    assert cfg.dic["loss"]["coef"] == [1]  # list replaced, not merged
+    assert cfg.dic["loss"]["types"] == [{"type": "CrossEntropyLoss"}]
+
+
+def test_inherited_false_replaces_the_base_mapping(tree):
+    write(tree, """
+        _base_: ../mid.yml
+        optimizer: {_inherited_: False, type: Adam, weight_decay: 0.0002}
+    """)
+    assert Config(tree).dic["optimizer"] == {"type": "Adam", "weight_decay": 0.0002}
+
+
+def test_merging_a_key_the_new_type_lacks_is_caught(tree):
+    # without _inherited_: False, SGD's momentum survives and Adam has no such argument
+    write(tree, """
+        _base_: ../mid.yml
+        optimizer: {type: Adam}
+    """)
+    with pytest.raises(ConfigError, match=r"base.yml: optimizer.momentum: Adam has no argument 'momentum'"):
+        Config(tree)
+
+
+def test_opts_override_with_yaml_values_and_list_indices(tree):
+    cfg = Config(tree, opts=["model.scale=2.0", "loss.coef=[1, 0.4]", "loss.types.0.ignore_index=254",
+                             "batch_size=8"])
+    assert cfg.dic["model"]["scale"] == 2.0 and cfg.batch_size == 8
+    assert cfg.dic["loss"]["coef"] == [1, 0.4]
+    assert cfg.dic["loss"]["types"][0]["ignore_index"] == 254
+
+
+def test_command_line_shortcuts_override_the_file(tree):
+    cfg = Config(tree, learning_rate=0.5, batch_size=3, iters=7)
+    assert (cfg.dic["lr_scheduler"]["learning_rate"], cfg.batch_size, cfg.iters) == (0.5, 3, 7)
+
+
+def test_reading_the_config_never_changes_it(tree):
+    cfg = Config(tree)
+    before = repr(cfg)
+    model = cfg.model
+    assert cfg.model is model  # built once, cached
+    assert repr(cfg) == before
+
+
+@pytest.mark.parametrize("opts, pattern", [
+    (["modle.scale=1.0"], r"top.yml: modle: unknown top-level key. Did you mean: model\?"),
+    (["model.type=ESPNetv2"], r"--opts: model.type: unknown model type 'ESPNetv2'. Did you mean: ESPNetV2"),
+    (["model.scal=1.0"], r"--opts: model.scal: ESPNetV2 has no argument 'scal'. Did you mean: scale\?"),
+    (["model.scale=big"], r"model.scale: ESPNetV2.scale expects float, got 'big'"),
+    (["batch_size=0"], r"batch_size: must be a positive integer, got 0"),
+    (["loss.types=[{type: CrossEntropyLos}]"], r"loss.types\[0\].type: unknown loss type 'CrossEntropyLos'"),
+    (["loss.types=[{type: CrossEntropyLoss}, {type: CrossEntropyLoss}]", "loss.coef=[1, 2, 3]"],
+     r"loss.coef: must be a list with one coefficient per entry"),
+    (["test_config.is_slid=true"], r"test_config.is_slid: unknown key. Did you mean: is_slide\?"),
+    (["model.backbone.scale=1.0"], r"ESPNetV2 has no argument 'backbone'"),
+])
+def test_config_errors_name_the_file_the_key_and_the_closest_names(tree, opts, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        Config(tree, opts=opts)
+
+
+def test_an_error_in_a_base_file_names_that_file(tree):
+    text = (tree.parents[2] / "base.yml").read_text().replace("drop_prob: 0.1", "drop_prb: 0.1")
+    (tree.parents[2] / "base.yml").write_text(text)
+    with pytest.raises(ConfigError, match=r"base.yml: model.drop_prb: ESPNetV2 has no argument 'drop_prb'"):
+        Config(tree)
+
+
+def test_missing_required_argument_is_named(tmp_path):
+    path = write(tmp_path / "c.yml", """
+        model: {type: EESPNetHead, num_classes: 19}
+    """)
+    with pytest.raises(ConfigError, match=r"c.yml: model: EESPNetHead is missing required argument\(s\): backbone"):
+        Config(path)
+
+
+def test_nested_component_errors_carry_the_full_key_path(tmp_path):
+    path = write(tmp_path / "c.yml", """
+        model: {type: EESPNetHead, num_classes: 19, backbone: {type: EESPNet, scael: 2.0}}
+    """)
+    with pytest.raises(ConfigError, match=r"c.yml: model.backbone.scael: EESPNet has no argument 'scael'. "
+                                          r"Did you mean: scale"):
+        Config(path)
+
+
+def test_missing_base_file_names_the_including_file(tmp_path):
+    path = write(tmp_path / "c.yml", "_base_: nowhere.yml\n")
+    with pytest.raises(ConfigError, match=r"c.yml: _base_: file not found: .*nowhere.yml"):
+        Config(path)
+
+
+def test_base_cycle_is_reported_with_the_chain(tmp_path):
+    write(tmp_path / "a.yml", "_base_: b.yml\n")
+    write(tmp_path / "b.yml", "_base_: a.yml\n")
+    with pytest.raises(ConfigError, match=r"_base_ cycle: .*a.yml -> .*b.yml -> .*a.yml"):
+        load_config(tmp_path / "a.yml")
+
+
+def test_invalid_yaml_and_non_mapping_files_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        Config(write(tmp_path / "bad.yml", "model: [unclosed\n"))
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        Config(write(tmp_path / "list.yml", "- 1\n- 2\n"))
+
+
+def test_malformed_opts_are_rejected():
+    with pytest.raises(ConfigError, match="not of the form key.sub=value"):
+        parse_opts(["batch_size"])
+    assert parse_opts(["a.b=[1, 2]", "c=x"]) == [(["a", "b"], [1, 2]), (["c"], "x")]
+
+
+@pytest.mark.parametrize("name, model_type", [
+    ("configs/espnet_cityscapes_1024_512_120k_x2.yml", "EESPNetHead"),
+    ("configs/espnetv2/espnetv2_cityscapes_1024x512_120k.yml", "ESPNetV2"),
+])
+def test_both_reference_configs_load_unchanged(name, model_type):
+    cfg = Config(REPO / name, opts=["model.drop_prob=0.0"])
+    assert cfg.dic["model"]["type"] == model_type
+    assert cfg.iters == 120000 and cfg.batch_size == 8
+    assert cfg.dic["lr_scheduler"] == {"type": "PolynomialDecay", "learning_rate": 0.001, "end_lr": 0.0, "power": 0.9}
+    assert cfg.dic["optimizer"]["weight_decay"] == 0.0002
+    weights = cfg.dic["loss"]["types"][0]["weight"]
+    assert len(weights) == 19 and weights[0] == pytest.approx(2.79834108)
+    assert type(cfg.model).__name__ == model_type
+    assert len(cfg.loss["types"]) == 2  # one weighted CE for each of the two outputs
