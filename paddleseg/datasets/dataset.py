@@ -1,0 +1,122 @@
+"""The generic file-list dataset: a text file of ``image_path label_path`` lines under ``dataset_root``."""
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from paddleseg.cvlibs import manager
+from paddleseg.datasets.checks import check_contents
+from paddleseg.errors import DatasetError
+from paddleseg.transforms.compose import Compose
+from paddleseg.transforms.io import read_image, read_label
+
+MODES = ("train", "val", "test")
+
+
+def as_compose(transforms, where: str) -> Compose:
+    if isinstance(transforms, Compose):
+        return transforms
+    if not isinstance(transforms, (list, tuple)):
+        raise DatasetError(f"{where}: transforms must be a list of transforms, got {type(transforms).__name__}")
+    return Compose(list(transforms))
+
+
+class SegmentationDataset:
+    """What every dataset shares: a ``file_list`` of (image, label) paths, loading one sample, its
+    per-sample random generator, and the checks.
+
+    ``ds[i]`` is ``{'img': float32 (3, H, W), 'label': int64 (H, W), 'img_path', 'label_path'}`` (no
+    ``'label'`` in test mode). Sample ``i`` draws its augmentation from
+    ``np.random.default_rng((ds.seed, ds.epoch, i))``: the same for any number of loader workers,
+    different in every epoch.
+    """
+
+    def __init__(self, transforms, num_classes: int, mode: str, ignore_index: int = 255):
+        if mode not in MODES:
+            raise DatasetError(f"{type(self).__name__}: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.transforms = as_compose(transforms, type(self).__name__)
+        self.num_classes = num_classes
+        self.mode = mode
+        self.ignore_index = ignore_index
+        self.seed = 0
+        self.epoch = 0
+        self.file_list: List[Tuple[str, Optional[str]]] = []
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.file_list)
+
+    def rng(self, idx: int) -> np.random.Generator:
+        return np.random.default_rng((int(self.seed), int(self.epoch), int(idx)))
+
+    def __getitem__(self, idx: int) -> Dict:
+        img_path, label_path = self.file_list[idx]
+        img = read_image(img_path)
+        label = read_label(label_path) if label_path is not None and self.mode != "test" else None
+        if label is not None and label.shape != img.shape[:2]:
+            raise DatasetError(f"{label_path}: label size {label.shape[1]}x{label.shape[0]} differs from the "
+                               f"image's {img.shape[1]}x{img.shape[0]} ({img_path})")
+        img, label = self.transforms(img, label, self.rng(idx))
+        sample = {"img": img, "img_path": img_path, "label_path": label_path}
+        if label is not None:
+            sample["label"] = label
+        return sample
+
+    def check_contents(self, workers: Optional[int] = None, progress: bool = True,
+                       raise_error: bool = True) -> List[str]:
+        """Read every file: readable, sizes match, label values in 0..num_classes-1 or ignore_index."""
+        pairs = self.file_list if self.mode != "test" else [(i, None) for i, _ in self.file_list]
+        return check_contents(pairs, self.num_classes, self.ignore_index, workers, progress, raise_error)
+
+
+@manager.DATASETS.add_component
+class Dataset(SegmentationDataset):
+    """A custom data set from file lists: each line is ``image_path<separator>label_path`` relative to
+    ``dataset_root`` (the label may be left out in test mode)."""
+
+    def __init__(self, dataset_root: str, transforms: list, num_classes: int, mode: str = "train",
+                 train_path: Optional[str] = None, val_path: Optional[str] = None,
+                 test_path: Optional[str] = None, separator: str = " ", ignore_index: int = 255):
+        super().__init__(transforms, num_classes, mode, ignore_index)
+        self.dataset_root = Path(dataset_root)
+        self.separator = separator
+        list_path = {"train": train_path, "val": val_path, "test": test_path}[mode]
+        if list_path is None:
+            raise DatasetError(f"Dataset: mode '{mode}' needs {mode}_path, the file list of that split")
+        self.list_path = Path(list_path)
+        self.validate()
+
+    def validate(self) -> None:
+        """Structural checks: root and list exist, every listed file exists (labels outside test mode)."""
+        if not self.dataset_root.is_dir():
+            raise DatasetError(f"dataset_root {self.dataset_root}: folder not found")
+        if not self.list_path.is_file():
+            raise DatasetError(f"{self.list_path}: file list not found")
+        self.file_list = parse_file_list(self.list_path, self.dataset_root, self.separator,
+                                         need_labels=self.mode != "test")
+        if not self.file_list:
+            raise DatasetError(f"{self.list_path}: no samples listed")
+        missing = [p for pair in self.file_list for p in pair if p is not None and not Path(p).is_file()]
+        if missing:
+            raise DatasetError(f"{self.list_path}: {len(missing)} listed files not found, e.g. "
+                               f"{', '.join(missing[:3])}")
+
+
+def parse_file_list(list_path: Path, root: Path, separator: str,
+                    need_labels: bool) -> List[Tuple[str, Optional[str]]]:
+    pairs = []
+    for number, line in enumerate(list_path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.strip().split(separator)
+        if len(parts) > 2 or (need_labels and len(parts) != 2):
+            expected = "'image label'" if need_labels else "'image [label]'"
+            raise DatasetError(f"{list_path}:{number}: expected {expected} separated by {separator!r}, "
+                               f"got {line.strip()!r}")
+        img = str(root / parts[0])
+        label = str(root / parts[1]) if len(parts) == 2 else None
+        pairs.append((img, label))
+    return pairs
+
