@@ -18,5 +18,6 @@ def test_espnetv2_macs_scale_with_the_input_area():
     model = ESPNetV2(num_classes=19, scale=0.5)
     small = count_macs(model, (1, 3, 64, 128)).conv_macs
     large = count_macs(model, (1, 3, 128, 256)).conv_macs
-    assert large == 4 * small
+    # 4x the pixels, 4x the MACs, but for the PSP pyramid's rounding at its 1-2 pixel levels
+    assert abs(large / small - 4) < 1e-3
     assert model.training  # counting leaves the mode as it was
