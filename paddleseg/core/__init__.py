@@ -1,0 +1,1 @@
+"""The procedures behind the root scripts: training, evaluation, prediction, export."""

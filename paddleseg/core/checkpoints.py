@@ -1,0 +1,225 @@
+"""Training checkpoints that are either complete or absent.
+
+Layout under ``save_dir``::
+
+    iter_1000/  model.pdparams  model.pdopt  train_state.json
+    best_model/ model.pdparams  score.json
+
+A checkpoint is written into a hidden ``.iter_N.partial-<pid>`` folder, every file flushed to disk,
+``train_state.json`` (with the SHA-256 of each file) written last, and only then renamed to
+``iter_N``: a crash or a full disk mid-save leaves at most a hidden partial folder, never an
+``iter_N`` that looks valid. Loading checks those digests, so a truncated or corrupted file is
+named, not loaded.
+"""
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+import paddle
+
+from paddleseg.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE, OPT_FILE, STATE_FILE, SCORE_FILE = "model.pdparams", "model.pdopt", "train_state.json", "score.json"
+BEST_DIR = "best_model"
+_ITER_DIR = re.compile(r"^iter_(\d+)$")
+PathLike = Union[str, Path]
+
+
+@dataclass
+class TrainState:
+    """What besides weights a resume needs. ``iter`` is the last completed iteration."""
+
+    iter: int
+    seed: int
+    best_miou: float = -1.0
+    best_iter: int = -1
+    batch_size: int = 0
+    world_size: int = 1
+    files: Dict[str, str] = field(default_factory=dict)  # file name -> sha256
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json(path: Path, data: Dict) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Rename the complete ``tmp`` folder to ``final``, replacing an older ``final`` safely."""
+    _fsync_dir(tmp)
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.rename(final, old)
+    os.rename(tmp, final)
+    _fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_folder(final: Path, files: Dict[str, object], last_json: Dict[str, Dict]) -> None:
+    """Write ``files`` (name -> object for paddle.save) then the JSON files, atomically as ``final``."""
+    tmp = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        for name, obj in files.items():
+            paddle.save(obj, str(tmp / name))
+            _fsync_file(tmp / name)
+        for name, data in last_json.items():
+            if name == STATE_FILE:
+                data = dict(data, files={n: sha256(tmp / n) for n in files})
+            _write_json(tmp / name, data)
+        _publish(tmp, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"{final}: cannot write the checkpoint ({e.strerror or e}); "
+                              f"the checkpoints already in {final.parent} are intact") from e
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def save_checkpoint(save_dir: PathLike, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer,
+                    state: TrainState) -> Path:
+    """Write ``save_dir/iter_<state.iter>`` atomically; returns its path."""
+    final = Path(save_dir) / f"iter_{state.iter}"
+    _write_folder(final, {MODEL_FILE: model.state_dict(), OPT_FILE: optimizer.state_dict()},
+                  {STATE_FILE: asdict(state)})
+    return final
+
+
+def save_best(save_dir: PathLike, model: paddle.nn.Layer, miou: float, iteration: int,
+              metrics: Optional[Dict] = None) -> Path:
+    """Replace ``save_dir/best_model`` atomically, with its score in ``score.json``."""
+    final = Path(save_dir) / BEST_DIR
+    score = {"miou": miou, "iter": iteration, **(metrics or {})}
+    _write_folder(final, {MODEL_FILE: model.state_dict()}, {SCORE_FILE: score})
+    return final
+
+
+def read_train_state(folder: PathLike) -> TrainState:
+    """The verified state of a checkpoint folder; :class:`CheckpointError` says what is wrong."""
+    folder = Path(folder)
+    if folder.is_file() and folder.name == MODEL_FILE:
+        folder = folder.parent
+    if not folder.exists():
+        raise CheckpointError(f"{folder}: checkpoint not found")
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: --resume_model takes a checkpoint folder (save_dir/iter_N)")
+    state_file = folder / STATE_FILE
+    if not state_file.is_file():
+        raise CheckpointError(f"{folder}: not a complete training checkpoint (no {STATE_FILE}; was its save "
+                              f"interrupted?)")
+    try:
+        raw = json.loads(state_file.read_text(encoding="utf-8"))
+        state = TrainState(**raw)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{state_file}: unreadable training state: {e}") from e
+    for name in (MODEL_FILE, OPT_FILE):
+        path = folder / name
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing from the checkpoint")
+        expected = state.files.get(name)
+        if expected is None:
+            raise CheckpointError(f"{state_file}: records no checksum for {name}")
+        if sha256(path) != expected:
+            raise CheckpointError(f"{path}: corrupt or truncated (its SHA-256 differs from the one recorded "
+                                  f"when it was saved)")
+    return state
+
+
+def load_checkpoint(folder: PathLike, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer) -> TrainState:
+    """Verify, then load model and optimizer (with its LR schedule) state from a checkpoint folder."""
+    from paddleseg.utils.checkpoint import load_entire_model, read_state_dict
+
+    state = read_train_state(folder)
+    folder = Path(folder) if Path(folder).is_dir() else Path(folder).parent
+    load_entire_model(model, folder / MODEL_FILE, strict=True)
+    optimizer.set_state_dict(read_state_dict(folder / OPT_FILE))
+    return state
+
+
+def checkpoint_folders(save_dir: PathLike) -> List[Path]:
+    """``iter_N`` folders under ``save_dir``, oldest first (complete or not)."""
+    save_dir = Path(save_dir)
+    if not save_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in save_dir.iterdir() if (m := _ITER_DIR.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
+
+
+def latest_valid(save_dir: PathLike) -> Optional[Path]:
+    """The newest checkpoint that verifies, or None."""
+    for folder in reversed(checkpoint_folders(save_dir)):
+        try:
+            read_train_state(folder)
+            return folder
+        except CheckpointError as e:
+            logger.warning("skipping %s", e)
+    return None
+
+
+def prune(save_dir: PathLike, keep: int) -> List[Path]:
+    """Delete all but the newest ``keep`` checkpoints (``keep`` <= 0 keeps all); returns the deleted."""
+    folders = checkpoint_folders(save_dir)
+    if keep <= 0 or len(folders) <= keep:
+        return []
+    doomed = folders[:-keep]
+    for folder in doomed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return doomed
+
+
+def remove_partials(save_dir: PathLike) -> List[Path]:
+    """Clean up after saves that were killed: delete ``.X.partial-*`` folders (never valid), and put a
+    ``.X.old-*`` folder back as ``X`` if the kill came between the two renames of :func:`_publish`."""
+    save_dir = Path(save_dir)
+    if not save_dir.is_dir():
+        return []
+    removed = []
+    for p in sorted(save_dir.iterdir()):
+        if not (p.is_dir() and p.name.startswith(".")):
+            continue
+        if ".old-" in p.name:
+            final = save_dir / p.name[1:].split(".old-")[0]
+            if not final.exists():
+                os.rename(p, final)
+                logger.warning("restored %s from an interrupted save", final)
+                continue
+        elif ".partial-" not in p.name:
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed

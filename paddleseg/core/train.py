@@ -1,0 +1,332 @@
+"""The training loop: one readable function over an iterator of batches, with small helpers.
+
+Iteration ``i`` (1-based) of a run is fully determined by the seed: its batch is batch
+``(i-1) % B`` of epoch ``(i-1) // B`` (B batches per epoch and rank, the order a function of
+(seed, epoch), each sample's augmentation a function of (seed, epoch, index)) and paddle's random
+generator is re-seeded from (seed, i). So a run resumed from ``iter_N`` continues exactly as the
+uninterrupted run would have.
+"""
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import numpy as np
+import paddle
+
+from paddleseg.core import checkpoints
+from paddleseg.core.checkpoints import TrainState
+from paddleseg.cvlibs import Config
+from paddleseg.datasets.loader import EpochBatchSampler, build_dataloader
+from paddleseg.errors import CheckpointError, ConfigError, UserError
+from paddleseg.losses import compute_losses
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainOptions:
+    save_dir: Path = Path("output")
+    device: str = "cpu"
+    do_eval: bool = False
+    use_vdl: bool = False
+    log_iters: int = 10
+    save_interval: int = 1000
+    resume_model: Optional[Path] = None
+    keep_checkpoint_max: int = 5
+    num_workers: int = 0
+    seed: int = 0
+    precision: str = "fp32"
+    use_shared_memory: bool = True
+    data_timeout: int = 0  # seconds a loader worker may take for a batch (0: wait forever)
+    eval_num_workers: int = 0
+
+
+# ------------------------------------------------------------------------------------------------
+# set-up
+# ------------------------------------------------------------------------------------------------
+def set_device(device: str) -> None:
+    if device == "gpu" and not paddle.device.is_compiled_with_cuda():
+        raise UserError("--device gpu: this PaddlePaddle build has no CUDA support (install paddlepaddle-gpu, "
+                        "see README), or use --device cpu")
+    if device not in ("cpu", "gpu"):
+        raise UserError(f"--device must be cpu or gpu, got {device!r}")
+    if device == "gpu":
+        paddle.set_device(f"gpu:{paddle.distributed.ParallelEnv().dev_id}")
+    else:
+        paddle.set_device("cpu")
+
+
+def check_precision(precision: str, device: str) -> None:
+    if precision not in ("fp32", "fp16"):
+        raise UserError(f"--precision must be fp32 or fp16, got {precision!r}")
+    if precision == "fp16" and device != "gpu":
+        raise UserError("--precision fp16 (automatic mixed precision) needs a GPU; on CPU train with fp32")
+
+
+def check_writable(save_dir: Path) -> None:
+    try:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        probe = save_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"{save_dir}: the save directory is not writable ({e.strerror or e})") from e
+
+
+def count_outputs(model: paddle.nn.Layer) -> int:
+    """How many outputs the model returns in training mode (main + auxiliary), from a tiny input."""
+    model.train()
+    with paddle.no_grad():
+        return len(model(paddle.zeros([1, 3, 64, 64])))
+
+
+def batches_per_epoch(num_samples: int, batch_size: int, world: int, rank: int) -> int:
+    return len(EpochBatchSampler(num_samples, batch_size, True, True, num_replicas=world, rank=rank))
+
+
+def iterate_batches(dataset, batch_size: int, start_iter: int, opts: TrainOptions, world: int,
+                    rank: int) -> Iterator[Dict]:
+    """Batches for iterations ``start_iter + 1, …`` (module docstring), epoch after epoch."""
+    per_epoch = batches_per_epoch(len(dataset), batch_size, world, rank)
+    epoch, skip = divmod(start_iter, per_epoch)
+    while True:
+        loader = build_dataloader(dataset, batch_size, shuffle=True, drop_last=True, num_workers=opts.num_workers,
+                                  seed=opts.seed, epoch=epoch, skip_batches=skip, num_replicas=world, rank=rank,
+                                  use_shared_memory=opts.use_shared_memory, timeout=opts.data_timeout)
+        for batch in loader:
+            yield batch
+        epoch, skip = epoch + 1, 0
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    return (seed * 1_000_003 + iteration) % (2 ** 31)
+
+
+# ------------------------------------------------------------------------------------------------
+# logging helpers
+# ------------------------------------------------------------------------------------------------
+class Meter:
+    """Averages of the values logged over the last ``log_iters`` iterations."""
+
+    def __init__(self):
+        self.sums: Dict[str, float] = {}
+        self.count = 0
+
+    def add(self, **values: float) -> None:
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+
+    def mean(self, key: str) -> float:
+        return self.sums.get(key, 0.0) / max(self.count, 1)
+
+    def reset(self) -> None:
+        self.sums, self.count = {}, 0
+
+
+def format_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def open_vdl(save_dir: Path):
+    try:
+        from visualdl import LogWriter
+    except ImportError as e:
+        raise UserError("--use_vdl needs VisualDL (pip install visualdl)") from e
+    return LogWriter(str(save_dir / "vdl"))
+
+
+def loss_terms_names(count: int) -> List[str]:
+    return ["loss_main"] + [f"loss_aux{i}" for i in range(1, count)]
+
+
+# ------------------------------------------------------------------------------------------------
+# the loop
+# ------------------------------------------------------------------------------------------------
+def train(cfg: Config, opts: TrainOptions) -> TrainState:
+    """Train ``cfg``'s model on its train set; returns the final training state."""
+    world, rank = paddle.distributed.get_world_size(), paddle.distributed.get_rank()
+    check_precision(opts.precision, opts.device)
+    set_device(opts.device)
+    save_dir = Path(opts.save_dir)
+    # nothing is written before the resume checkpoint is known to be good
+    resume_state = checkpoints.read_train_state(opts.resume_model) if opts.resume_model else None
+    if rank == 0:
+        check_writable(save_dir)
+        from paddleseg.utils.cli import setup_logging
+        setup_logging(save_dir / "train.log")
+        for p in checkpoints.remove_partials(save_dir):
+            logger.warning("removed %s, left by an interrupted save", p)
+
+    paddle.seed(opts.seed)
+    model = cfg.model
+    train_ds = cfg.build("train_dataset")
+    val_ds = cfg.build("val_dataset") if opts.do_eval else None
+    losses = cfg.loss
+    outputs = count_outputs(model)
+    if len(losses["types"]) != outputs:
+        raise ConfigError(f"{cfg.path}: loss: {len(losses['types'])} loss term(s) (loss.coef) for a model that "
+                          f"returns {outputs} outputs in training (main + auxiliary); give one coefficient each")
+    iters, batch_size = cfg.iters, cfg.batch_size
+    if batches_per_epoch(len(train_ds), batch_size, world, rank) == 0:
+        raise ConfigError(f"{cfg.path}: batch_size {batch_size} x {world} rank(s) is larger than the train set "
+                          f"({len(train_ds)} images)")
+    scheduler = cfg.build("lr_scheduler", iters=iters)
+    optimizer = cfg.build("optimizer")(model.parameters(), learning_rate=scheduler)
+
+    state = TrainState(iter=0, seed=opts.seed, batch_size=batch_size, world_size=world)
+    if resume_state is not None:
+        state = checkpoints.load_checkpoint(opts.resume_model, model, optimizer)
+        if state.seed != opts.seed:
+            logger.warning("resuming a run trained with --seed %d under --seed %d: the data order will differ",
+                           state.seed, opts.seed)
+        logger.info("resumed from %s at iteration %d", opts.resume_model, state.iter)
+        if state.iter >= iters:
+            logger.info("the checkpoint is at iteration %d of %d: nothing to train", state.iter, iters)
+            return state
+
+    train_model = model
+    if world > 1:
+        if opts.device == "gpu":
+            train_model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
+        paddle.distributed.init_parallel_env()
+        train_model = paddle.DataParallel(train_model)
+    scaler = paddle.amp.GradScaler(init_loss_scaling=1024) if opts.precision == "fp16" else None
+    vdl = open_vdl(save_dir) if opts.use_vdl and rank == 0 else None
+    names = loss_terms_names(outputs)
+    per_epoch = batches_per_epoch(len(train_ds), batch_size, world, rank)
+    logger.info("training %s: %d iterations, batch size %d per rank x %d rank(s), %d images, %d batches per "
+                "epoch", type(model).__name__, iters, batch_size, world, len(train_ds), per_epoch)
+
+    meter, last_good = Meter(), (checkpoints.latest_valid(save_dir) if rank == 0 else None)
+    batches = iterate_batches(train_ds, batch_size, state.iter, opts, world, rank)
+    started = time.perf_counter()
+    first_iter = state.iter + 1
+    train_model.train()
+    iteration = state.iter
+    try:
+        tick = time.perf_counter()
+        for iteration in range(first_iter, iters + 1):
+            batch = next(batches)
+            reader_cost = time.perf_counter() - tick
+            paddle.seed(iteration_seed(opts.seed, iteration))
+            values = step(train_model, optimizer, scaler, losses, batch)
+            if not all(math.isfinite(v) for v in values):
+                raise TrainingDiverged(
+                    f"iteration {iteration}: the loss is not finite ({', '.join(f'{n}={v}' for n, v in zip(names, values))});"
+                    f" no checkpoint of these weights was saved. Last good checkpoint: {last_good or 'none'}. "
+                    f"Lower the learning rate or check the data of this batch: {batch['img_path']}")
+            lr = optimizer.get_lr()
+            scheduler.step()
+            state.iter = iteration
+            batch_cost = time.perf_counter() - tick
+            meter.add(batch_cost=batch_cost, reader_cost=reader_cost, **dict(zip(names, values)))
+            if rank == 0 and (iteration % opts.log_iters == 0 or iteration == iters):
+                log_progress(iteration, iters, per_epoch, meter, names, lr, batch_size * world, started, first_iter)
+                if vdl:
+                    for n in names:
+                        vdl.add_scalar(f"Train/{n}", meter.mean(n), iteration)
+                    vdl.add_scalar("Train/lr", lr, iteration)
+                meter.reset()
+            if iteration % opts.save_interval == 0 or iteration == iters:
+                last_good = save_and_evaluate(cfg, model, optimizer, state, val_ds, opts, vdl, rank) or last_good
+            tick = time.perf_counter()
+    except KeyboardInterrupt:
+        if rank == 0 and state.iter >= first_iter and all_finite(model):
+            path = checkpoints.save_checkpoint(save_dir, model, optimizer, state)
+            logger.warning("interrupted: saved %s at iteration %d; continue with --resume_model %s",
+                           path, state.iter, path)
+        raise
+    finally:
+        if vdl:
+            vdl.close()
+    if world > 1:
+        logger.info("rank %d parameter fingerprint: %.10e", rank, parameter_fingerprint(model))
+    return state
+
+
+def step(model, optimizer, scaler, losses: Dict, batch: Dict) -> List[float]:
+    """One optimisation step; returns the loss terms. A non-finite loss updates nothing."""
+    images, labels = batch["img"], batch["label"]
+    with paddle.amp.auto_cast(enable=scaler is not None, level="O1"):
+        logits = model(images)
+    if scaler is not None:
+        logits = [x.astype("float32") for x in logits]
+    total, terms = compute_losses(losses["types"], losses["coef"], logits, labels)
+    values = [float(t) for t in terms]
+    if not all(math.isfinite(v) for v in values):
+        optimizer.clear_grad()
+        return values
+    if scaler is not None:
+        scaler.scale(total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        total.backward()
+        optimizer.step()
+    optimizer.clear_grad()
+    return values
+
+
+def all_finite(model: paddle.nn.Layer) -> bool:
+    return all(bool(paddle.isfinite(p).all()) for p in model.parameters())
+
+
+def parameter_fingerprint(model: paddle.nn.Layer) -> float:
+    """A number that differs between ranks whose parameters differ (for the sync check in the log)."""
+    return float(sum(float((p.astype("float64") * (i + 1)).sum()) for i, p in enumerate(model.parameters())))
+
+
+def log_progress(iteration: int, iters: int, per_epoch: int, meter: Meter, names: List[str], lr: float,
+                 global_batch: int, started: float, first_iter: int) -> None:
+    batch_cost = meter.mean("batch_cost")
+    elapsed = time.perf_counter() - started
+    done = iteration - first_iter + 1
+    eta = elapsed / done * (iters - iteration)
+    losses = ", ".join(f"{n}={meter.mean(n):.4f}" for n in names)
+    logger.info("[TRAIN] iter %d/%d, epoch %d, %s, lr=%.6f, batch_cost=%.4f s, reader_cost=%.5f s, "
+                "ips=%.2f images/s, ETA %s", iteration, iters, (iteration - 1) // per_epoch + 1, losses, lr,
+                batch_cost, meter.mean("reader_cost"), global_batch / max(batch_cost, 1e-9), format_eta(eta))
+
+
+def save_and_evaluate(cfg: Config, model, optimizer, state: TrainState, val_ds, opts: TrainOptions, vdl,
+                      rank: int) -> Optional[Path]:
+    """Checkpoint (rank 0), evaluate if asked, promote a better mIoU to best_model; returns the checkpoint."""
+    if rank != 0:
+        return None
+    save_dir = Path(opts.save_dir)
+    if val_ds is not None:
+        from paddleseg.core.val import evaluate
+
+        result = evaluate(model, val_ds, num_workers=opts.eval_num_workers, **eval_options(cfg))
+        model.train()
+        miou = result.miou()
+        logger.info("[EVAL] iter %d: mIoU=%.4f, Acc=%.4f, Kappa=%.4f, Dice=%.4f", state.iter, miou,
+                    result.pixel_accuracy(), result.kappa(), result.mean_dice())
+        if vdl:
+            vdl.add_scalar("Evaluate/mIoU", miou, state.iter)
+            vdl.add_scalar("Evaluate/Acc", result.pixel_accuracy(), state.iter)
+        if miou > state.best_miou:
+            state.best_miou, state.best_iter = miou, state.iter
+            checkpoints.save_best(save_dir, model, miou, state.iter, {"acc": result.pixel_accuracy(),
+                                                                       "kappa": result.kappa()})
+        logger.info("[EVAL] best mIoU %.4f at iteration %d", state.best_miou, state.best_iter)
+    path = checkpoints.save_checkpoint(save_dir, model, optimizer, state)
+    for old in checkpoints.prune(save_dir, opts.keep_checkpoint_max):
+        logger.info("removed old checkpoint %s (keep_checkpoint_max=%d)", old, opts.keep_checkpoint_max)
+    logger.info("saved %s", path)
+    return path
+
+
+def eval_options(cfg: Config) -> Dict:
+    """The config's test_config (aug_eval, scales, flips, sliding window) as evaluate() arguments."""
+    return cfg.test_config
