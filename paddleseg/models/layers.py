@@ -35,8 +35,48 @@ def resize(x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
 
     Sizes come from the tensors, so any input size works (the references upsample by a fixed factor
     and break on sizes that are not multiples of 32).
+
+    Two formulations of the same function, equal to float rounding (tests/test_resize.py): eager
+    execution calls ``F.interpolate`` (one fast kernel); a traced graph (``paddle.jit.to_static``,
+    export) gets :func:`_resize_by_gather`, because Paddle Inference 3.3's oneDNN path cannot run the
+    exported ``bilinear_interp`` op at all ("ConvertPirAttribute2RuntimeAttribute not support
+    pir::ArrayAttribute<pir::DoubleAttribute>"). The choice is made once, while tracing, on a Python
+    bool: no shape-dependent control flow enters the graph.
     """
-    return F.interpolate(x, size=paddle.shape(like)[2:], mode="bilinear", align_corners=True)
+    if paddle.in_dynamic_mode():
+        return F.interpolate(x, size=paddle.shape(like)[2:], mode="bilinear", align_corners=True)
+    return _resize_by_gather(x, like)
+
+
+def _linear_taps(in_size: paddle.Tensor, out_size: paddle.Tensor):
+    """For align_corners=True along one axis: the lower and upper source index of every output
+    position and the weight of the upper one. Output ``i`` samples ``i * (in - 1) / (out - 1)``
+    (0 when ``out == 1``), the convention of Paddle's bilinear_interp kernel."""
+    in_f = in_size.astype("float32")
+    out_f = out_size.astype("float32")
+    ratio = (in_f - 1.0) / paddle.maximum(out_f - 1.0, paddle.ones_like(out_f))
+    src = paddle.arange(out_size, dtype="float32") * ratio
+    lower = paddle.floor(src)
+    weight = src - lower
+    lower = lower.astype("int64")
+    upper = paddle.minimum(lower + 1, in_size.astype("int64") - 1)
+    return lower, upper, weight
+
+
+def _resize_by_gather(x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
+    """:func:`resize` as gathers of the two neighbouring columns, then rows, and linear blends:
+    ops that Paddle Inference runs under oneDNN and that ONNX converters lower to Gather/Range.
+    Columns first, since the model only upsamples: the (slower) last-axis gather then runs on
+    fewer rows."""
+    in_shape, out_shape = paddle.shape(x), paddle.shape(like)
+    left, right, w = _linear_taps(in_shape[3], out_shape[3])
+    x_left = paddle.gather(x, left, axis=3)
+    x = x_left + (paddle.gather(x, right, axis=3) - x_left) * w.reshape([1, 1, 1, -1]).astype(x.dtype)
+    top, bottom, w = _linear_taps(in_shape[2], out_shape[2])
+    x_top = paddle.gather(x, top, axis=2)
+    # oneDNN broadcasts a (1, 1, H, 1) operand ~30x slower than a (1, 1, H, W) one: expand first
+    w = w.reshape([1, 1, -1, 1]).expand([1, 1, out_shape[2], out_shape[3]]).astype(x.dtype)
+    return x_top + (paddle.gather(x, bottom, axis=2) - x_top) * w
 
 
 class Activation(nn.Layer):
