@@ -17,3 +17,35 @@ def fixture_path(*parts: str) -> Path:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end tests that take more than a few seconds (run in CI too)")
+
+
+@pytest.fixture(scope="session")
+def tiny_cityscapes(tmp_path_factory):
+    """A small synthetic Cityscapes tree (8 train, 4 val images of 128x64), made once per session."""
+    from paddleseg.datasets.synthetic import write_synthetic_cityscapes
+
+    return write_synthetic_cityscapes(tmp_path_factory.mktemp("tiny_cityscapes"), train=8, val=4, width=128,
+                                      height=64, seed=0, workers=1, progress=False)
+
+
+def write_train_config(path: Path, dataset_root: Path, **top_level) -> Path:
+    """A fast ESPNetV2 (scale 0.5) config on ``dataset_root``; ``top_level`` keys replace the defaults."""
+    import yaml
+
+    cfg = {
+        "batch_size": 2,
+        "iters": 6,
+        "train_dataset": {"type": "Cityscapes", "dataset_root": str(dataset_root), "mode": "train", "transforms": [
+            {"type": "RandomPaddingCrop", "crop_size": [64, 32]},
+            {"type": "RandomHorizontalFlip"},
+            {"type": "Normalize"}]},
+        "val_dataset": {"type": "Cityscapes", "dataset_root": str(dataset_root), "mode": "val",
+                        "transforms": [{"type": "Normalize"}]},
+        "model": {"type": "ESPNetV2", "scale": 0.5, "num_classes": 19, "drop_prob": 0.0},
+        "optimizer": {"type": "Adam", "weight_decay": 0.0002},
+        "lr_scheduler": {"type": "PolynomialDecay", "learning_rate": 0.005, "end_lr": 0.0, "power": 0.9},
+        "loss": {"types": [{"type": "CrossEntropyLoss"}], "coef": [1, 1]},
+    }
+    cfg.update(top_level)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path

@@ -111,11 +111,39 @@ def _write_folder(final: Path, files: Dict[str, object], last_json: Dict[str, Di
         raise
 
 
+def _parameter_names(model: paddle.nn.Layer) -> Dict[str, str]:
+    """Paddle's generated parameter name (``conv2d_12.w_0``) -> structured name (``backbone.level1._conv.weight``)."""
+    return {p.name: name for name, p in model.named_parameters()}
+
+
+def optimizer_state(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer) -> Dict:
+    """The optimizer's state keyed by structured parameter names.
+
+    Paddle keys accumulators by generated names (``conv2d_12.w_0_moment1_0``), which depend on how many
+    layers the process built before the model; structured names do not, so a checkpoint resumes in
+    any process."""
+    by_generated = _parameter_names(model)
+    out = {}
+    for key, value in optimizer.state_dict().items():
+        owner = max((g for g in by_generated if key.startswith(g + "_")), key=len, default=None)
+        out[f"{by_generated[owner]}@{key[len(owner) + 1:]}" if owner else key] = value
+    return out
+
+
+def restore_optimizer_state(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, state: Dict) -> None:
+    to_generated = {name: generated for generated, name in _parameter_names(model).items()}
+    restored = {}
+    for key, value in state.items():
+        name, sep, accumulator = key.partition("@")
+        restored[f"{to_generated[name]}_{accumulator}" if sep and name in to_generated else key] = value
+    optimizer.set_state_dict(restored)
+
+
 def save_checkpoint(save_dir: PathLike, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer,
                     state: TrainState) -> Path:
     """Write ``save_dir/iter_<state.iter>`` atomically; returns its path."""
     final = Path(save_dir) / f"iter_{state.iter}"
-    _write_folder(final, {MODEL_FILE: model.state_dict(), OPT_FILE: optimizer.state_dict()},
+    _write_folder(final, {MODEL_FILE: model.state_dict(), OPT_FILE: optimizer_state(model, optimizer)},
                   {STATE_FILE: asdict(state)})
     return final
 
@@ -167,7 +195,11 @@ def load_checkpoint(folder: PathLike, model: paddle.nn.Layer, optimizer: paddle.
     state = read_train_state(folder)
     folder = Path(folder) if Path(folder).is_dir() else Path(folder).parent
     load_entire_model(model, folder / MODEL_FILE, strict=True)
-    optimizer.set_state_dict(read_state_dict(folder / OPT_FILE))
+    try:
+        restore_optimizer_state(model, optimizer, read_state_dict(folder / OPT_FILE))
+    except (AssertionError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{folder / OPT_FILE}: does not fit this model and optimizer ({e}); was it saved "
+                              f"with another config?") from e
     return state
 
 

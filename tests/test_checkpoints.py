@@ -1,0 +1,109 @@
+import errno
+import json
+
+import numpy as np
+import paddle
+import pytest
+
+from paddleseg.core import checkpoints
+from paddleseg.core.checkpoints import TrainState
+from paddleseg.errors import CheckpointError
+from paddleseg.models import ESPNetV2
+
+
+@pytest.fixture
+def trained(tmp_path):
+    paddle.seed(0)
+    model = ESPNetV2(num_classes=19, scale=0.5)
+    opt = paddle.optimizer.Adam(learning_rate=paddle.optimizer.lr.PolynomialDecay(0.01, 10), parameters=model.parameters())
+    model(paddle.randn([1, 3, 64, 64]))[0].mean().backward()
+    opt.step()
+    opt.clear_grad()
+    return model, opt
+
+
+def test_save_and_load_round_trip_with_state(tmp_path, trained):
+    model, opt = trained
+    path = checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=7, seed=3, best_miou=0.5, best_iter=5))
+    assert path == tmp_path / "iter_7"
+    assert sorted(p.name for p in path.iterdir()) == ["model.pdopt", "model.pdparams", "train_state.json"]
+    fresh = ESPNetV2(num_classes=19, scale=0.5)
+    fresh_opt = paddle.optimizer.Adam(learning_rate=paddle.optimizer.lr.PolynomialDecay(0.01, 10),
+                                      parameters=fresh.parameters())
+    state = checkpoints.load_checkpoint(path, fresh, fresh_opt)
+    assert (state.iter, state.seed, state.best_miou, state.best_iter) == (7, 3, 0.5, 5)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), fresh.state_dict()[k].numpy(), err_msg=k)
+
+
+def test_a_save_interrupted_by_an_exception_leaves_the_previous_checkpoint_and_no_partial(tmp_path, trained,
+                                                                                         monkeypatch):
+    model, opt = trained
+    checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=1, seed=0))
+    calls = []
+
+    def failing_save(obj, path, *a, **k):
+        calls.append(path)
+        if len(calls) == 2:  # the model file is written, the optimizer file fails
+            raise KeyboardInterrupt
+        return real_save(obj, path, *a, **k)
+
+    real_save = paddle.save
+    monkeypatch.setattr(paddle, "save", failing_save)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=2, seed=0))
+    monkeypatch.setattr(paddle, "save", real_save)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["iter_1"]
+    assert checkpoints.read_train_state(tmp_path / "iter_1").iter == 1
+    assert checkpoints.latest_valid(tmp_path) == tmp_path / "iter_1"
+
+
+def test_a_full_disk_is_a_clear_error_and_keeps_older_checkpoints(tmp_path, trained, monkeypatch):
+    model, opt = trained
+    checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=1, seed=0))
+
+    def no_space(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(paddle, "save", no_space)
+    with pytest.raises(CheckpointError, match=r"iter_2: cannot write the checkpoint \(No space left on device\); "
+                                              r"the checkpoints already in .* are intact"):
+        checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=2, seed=0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["iter_1"]
+
+
+def test_truncated_corrupt_and_incomplete_checkpoints_are_named(tmp_path, trained):
+    model, opt = trained
+    path = checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=3, seed=0))
+    weights = path / "model.pdparams"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"model.pdparams: corrupt or truncated"):
+        checkpoints.read_train_state(path)
+    (path / "train_state.json").unlink()
+    with pytest.raises(CheckpointError, match=r"iter_3: not a complete training checkpoint"):
+        checkpoints.read_train_state(path)
+    with pytest.raises(CheckpointError, match=r"iter_9: checkpoint not found"):
+        checkpoints.read_train_state(tmp_path / "iter_9")
+    assert checkpoints.latest_valid(tmp_path) is None
+
+
+def test_prune_keeps_the_newest(tmp_path, trained):
+    model, opt = trained
+    for i in (2, 4, 6, 8):
+        checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=i, seed=0))
+    removed = checkpoints.prune(tmp_path, keep=2)
+    assert [p.name for p in removed] == ["iter_2", "iter_4"]
+    assert [p.name for p in checkpoints.checkpoint_folders(tmp_path)] == ["iter_6", "iter_8"]
+    assert checkpoints.prune(tmp_path, keep=0) == []
+
+
+def test_best_model_has_its_score_beside_it_and_an_interrupted_replace_is_restored(tmp_path, trained):
+    model, _ = trained
+    best = checkpoints.save_best(tmp_path, model, 0.42, 10)
+    assert json.loads((best / "score.json").read_text())["miou"] == 0.42
+    # a kill between the two renames of a replacement leaves only the hidden old copy
+    best.rename(tmp_path / ".best_model.old-123")
+    (tmp_path / ".iter_5.partial-123").mkdir()
+    checkpoints.remove_partials(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best_model"]
+    assert json.loads((tmp_path / "best_model" / "score.json").read_text())["iter"] == 10

@@ -1,0 +1,94 @@
+import json
+import re
+
+import numpy as np
+import paddle
+import pytest
+
+import paddleseg  # noqa: F401
+from paddleseg.core import train as train_module
+from paddleseg.core.train import TrainingDiverged, TrainOptions, train
+from paddleseg.cvlibs import Config
+from paddleseg.errors import ConfigError, UserError
+
+from conftest import write_train_config
+
+
+def run(tmp_path, root, name, opts=(), **options):
+    cfg = Config(write_train_config(tmp_path / f"{name}.yml", root), opts=list(opts))
+    options.setdefault("save_interval", 3)
+    options.setdefault("log_iters", 1)
+    return train(cfg, TrainOptions(save_dir=tmp_path / name, **options))
+
+
+def params(path):
+    return {k: np.asarray(v) for k, v in paddle.load(str(path / "model.pdparams")).items()}
+
+
+def test_resume_continues_bit_exact(tmp_path, tiny_cityscapes):
+    """6 iterations (2 epochs of 4 batches would need 8; the batches cross an epoch boundary at 4) vs 3 + resumed 3.
+
+    Tolerance 1e-7 absolute: the resumed run executes the identical op sequence on identical data, so
+    the weights should be equal to the bit (observed: 0.0); the allowance only covers a change in the
+    reduction order of multi-threaded CPU kernels, and is 1000x below what one iteration changes.
+    """
+    run(tmp_path, tiny_cityscapes, "full")
+    run(tmp_path, tiny_cityscapes, "resumed", resume_model=tmp_path / "full" / "iter_3")
+    full, resumed, middle = (params(tmp_path / "full" / "iter_6"), params(tmp_path / "resumed" / "iter_6"),
+                             params(tmp_path / "full" / "iter_3"))
+    assert max(np.abs(full[k] - middle[k]).max() for k in full) > 1e-4  # three iterations do change them
+    for k in full:
+        np.testing.assert_allclose(resumed[k], full[k], rtol=0, atol=1e-7, err_msg=k)
+    state = json.loads((tmp_path / "resumed" / "iter_6" / "train_state.json").read_text())
+    assert state["iter"] == 6 and state["seed"] == 0
+
+
+def test_checkpoints_are_pruned_to_keep_checkpoint_max(tmp_path, tiny_cityscapes):
+    run(tmp_path, tiny_cityscapes, "pruned", save_interval=1, keep_checkpoint_max=2)
+    assert sorted(p.name for p in (tmp_path / "pruned").glob("iter_*")) == ["iter_5", "iter_6"]
+    log = (tmp_path / "pruned" / "train.log").read_text()
+    assert re.search(r"\[TRAIN\] iter 6/6, epoch 2, loss_main=[\d.]+, loss_aux1=[\d.]+, lr=[\d.]+, "
+                     r"batch_cost=[\d.]+ s, reader_cost=[\d.]+ s, ips=[\d.]+ images/s, ETA 0:00:00", log)
+
+
+def test_a_nan_loss_stops_at_once_and_saves_no_nan_weights(tmp_path, tiny_cityscapes):
+    with pytest.raises(TrainingDiverged) as err:
+        run(tmp_path, tiny_cityscapes, "nan", opts=["lr_scheduler.learning_rate=1.0e+30"], save_interval=1)
+    message = str(err.value)
+    match = re.search(r"iteration (\d+): the loss is not finite \(loss_main=(nan|inf)", message)
+    assert match, message
+    diverged_at = int(match.group(1))
+    assert f"Last good checkpoint: {tmp_path / 'nan' / f'iter_{diverged_at - 1}'}" in message
+    saved = sorted(int(p.name[5:]) for p in (tmp_path / "nan").glob("iter_*"))
+    assert saved == list(range(1, diverged_at))
+    for i in saved:  # every checkpoint that exists holds finite weights
+        assert all(np.isfinite(v).all() for v in params(tmp_path / "nan" / f"iter_{i}").values())
+
+
+def test_ctrl_c_writes_a_final_checkpoint_at_the_current_iteration(tmp_path, tiny_cityscapes, monkeypatch):
+    real_step = train_module.step
+    calls = []
+
+    def interrupting_step(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    monkeypatch.setattr(train_module, "step", interrupting_step)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, tiny_cityscapes, "sigint")
+    assert sorted(p.name for p in (tmp_path / "sigint").glob("iter_*")) == ["iter_3", "iter_4"]
+    assert json.loads((tmp_path / "sigint" / "iter_4" / "train_state.json").read_text())["iter"] == 4
+
+
+def test_a_loss_list_that_does_not_fit_the_outputs_is_a_config_error(tmp_path, tiny_cityscapes):
+    with pytest.raises(ConfigError, match=r"1 loss term\(s\) .* returns 2 outputs"):
+        run(tmp_path, tiny_cityscapes, "coef", opts=["loss.coef=[1]"])
+
+
+def test_fp16_on_cpu_and_a_batch_larger_than_the_set_are_clear_errors(tmp_path, tiny_cityscapes):
+    with pytest.raises(UserError, match="fp16 .* needs a GPU"):
+        run(tmp_path, tiny_cityscapes, "amp", precision="fp16")
+    with pytest.raises(ConfigError, match=r"batch_size 9 x 1 rank\(s\) is larger than the train set \(8 images\)"):
+        run(tmp_path, tiny_cityscapes, "big", opts=["batch_size=9"])
