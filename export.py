@@ -1,0 +1,58 @@
+"""Export a trained model for deployment: Paddle 3 static graph (model.json + model.pdiparams),
+deploy.yaml and, with --onnx, model.onnx.
+
+    python export.py --config configs/espnetv2/espnetv2_cityscapes_1024x512_120k.yml \
+        --model_path output/best_model/model.pdparams --save_dir output/export --onnx
+
+The result runs in Paddle Inference (oneDNN on) and ONNX Runtime; see tools/infer.py.
+"""
+import argparse
+import sys
+from typing import Optional, Sequence
+
+import paddle
+
+from paddleseg.core.export import ONNX_OPSET, OUTPUT_OPS, export_model
+from paddleseg.core.predict import transform_configs
+from paddleseg.cvlibs import Config
+from paddleseg.utils.checkpoint import load_entire_model
+from paddleseg.utils.cli import add_common_arguments, run, setup_logging
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True)
+    p.add_argument("--model_path", help="model.pdparams to export (default: the config's weights as built)")
+    p.add_argument("--save_dir", default="output/export")
+    p.add_argument("--input_shape", type=int, nargs=4, metavar=("N", "C", "H", "W"),
+                   help="fixed input shape (default dynamic: -1 3 -1 -1)")
+    p.add_argument("--output_op", choices=OUTPUT_OPS, default="argmax",
+                   help="argmax: int32 label map (default); softmax: probabilities; none: logits")
+    p.add_argument("--without_argmax", action="store_true", help="PaddleSeg's spelling of --output_op none")
+    p.add_argument("--onnx", action="store_true", help=f"also write model.onnx (paddle2onnx, opset {ONNX_OPSET})")
+    p.add_argument("--opset", type=int, default=ONNX_OPSET, help="ONNX opset (default %(default)s)")
+    p.add_argument("--opts", nargs="+", default=[], help="config overrides key.sub=value")
+    add_common_arguments(p)
+    args = p.parse_args(argv)
+    if args.without_argmax:
+        if args.output_op not in ("argmax", "none"):
+            p.error("--without_argmax contradicts --output_op " + args.output_op)
+        args.output_op = "none"
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    setup_logging()
+    paddle.set_device("cpu")  # tracing needs no accelerator; the graph is device-independent
+    cfg = Config(args.config, opts=args.opts)
+    model = cfg.model
+    if args.model_path:
+        load_entire_model(model, args.model_path)
+    export_model(model, args.save_dir, transforms=transform_configs(cfg), num_classes=model.num_classes,
+                 input_shape=args.input_shape, output_op=args.output_op, onnx=args.onnx, opset=args.opset)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
