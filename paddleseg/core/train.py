@@ -23,6 +23,7 @@ from paddleseg.cvlibs import Config
 from paddleseg.datasets.loader import EpochBatchSampler, build_dataloader
 from paddleseg.errors import CheckpointError, ConfigError, UserError
 from paddleseg.losses import compute_losses
+from paddleseg.utils.distributed import start_watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +197,7 @@ def train(cfg: Config, opts: TrainOptions) -> TrainState:
 
     train_model = model
     if world > 1:
+        start_watchdog()
         if opts.device == "gpu":
             train_model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
         paddle.distributed.init_parallel_env()
@@ -207,6 +209,10 @@ def train(cfg: Config, opts: TrainOptions) -> TrainState:
     logger.info("training %s: %d iterations, batch size %d per rank x %d rank(s), %d images, %d batches per "
                 "epoch", type(model).__name__, iters, batch_size, world, len(train_ds), per_epoch)
 
+    if world > 1:
+        shard = EpochBatchSampler(len(train_ds), batch_size, True, True, opts.seed, 0, 0, world, rank).indices()
+        logger.info("rank %d/%d reads %d of %d training images per epoch; epoch 1 starts with %s", rank, world,
+                    len(shard), len(train_ds), train_ds.file_list[shard[0]][0])
     meter, last_good = Meter(), (checkpoints.latest_valid(save_dir) if rank == 0 else None)
     batches = iterate_batches(train_ds, batch_size, state.iter, opts, world, rank)
     started = time.perf_counter()
@@ -250,7 +256,7 @@ def train(cfg: Config, opts: TrainOptions) -> TrainState:
         if vdl:
             vdl.close()
     if world > 1:
-        logger.info("rank %d parameter fingerprint: %.10e", rank, parameter_fingerprint(model))
+        logger.info("rank %d trainable-parameter fingerprint: %s", rank, parameter_fingerprint(model))
     return state
 
 
@@ -281,9 +287,19 @@ def all_finite(model: paddle.nn.Layer) -> bool:
     return all(bool(paddle.isfinite(p).all()) for p in model.parameters())
 
 
-def parameter_fingerprint(model: paddle.nn.Layer) -> float:
-    """A number that differs between ranks whose parameters differ (for the sync check in the log)."""
-    return float(sum(float((p.astype("float64") * (i + 1)).sum()) for i, p in enumerate(model.parameters())))
+def parameter_fingerprint(model: paddle.nn.Layer) -> str:
+    """SHA-256 of the trainable parameters, to check in the logs that ranks stay in sync.
+
+    BatchNorm's running statistics are left out: Paddle keeps them as non-trainable parameters, and
+    without SyncBatchNorm (CPU) each rank tracks those of its own shard."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, p in model.named_parameters():
+        if not p.stop_gradient:
+            digest.update(name.encode())
+            digest.update(p.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def log_progress(iteration: int, iters: int, per_epoch: int, meter: Meter, names: List[str], lr: float,

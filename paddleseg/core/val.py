@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import paddle
 from tqdm import tqdm
 
-from paddleseg.core.infer import aug_inference
+from paddleseg.core.infer import aug_inference, inference
 from paddleseg.datasets.loader import build_dataloader
 from paddleseg.utils.metrics import ConfusionMatrix
 
@@ -41,9 +41,12 @@ def evaluate(model: paddle.nn.Layer, dataset, *, num_workers: int = 0, aug_eval:
     with paddle.no_grad():
         for batch in bar:
             with paddle.amp.auto_cast(enable=precision == "fp16", level="O1"):
-                logits = aug_inference(model, batch["img"], scales=scales, flip_horizontal=flip_horizontal,
-                                       flip_vertical=flip_vertical, is_slide=is_slide, crop_size=crop_size,
-                                       stride=stride)
+                if aug_eval:
+                    logits = aug_inference(model, batch["img"], scales=scales, flip_horizontal=flip_horizontal,
+                                           flip_vertical=flip_vertical, is_slide=is_slide, crop_size=crop_size,
+                                           stride=stride)
+                else:
+                    logits = inference(model, batch["img"], is_slide=is_slide, crop_size=crop_size, stride=stride)
             pred = paddle.argmax(logits, axis=1)
             matrix.update(pred.numpy(), batch["label"].numpy())
     if world > 1:

@@ -65,10 +65,30 @@ def collate(samples: List[Dict]) -> Dict:
     return batch
 
 
+def to_tensors(batch: Dict) -> Dict:
+    return {k: paddle.to_tensor(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
+
+
+class InProcessLoader:
+    """Batches read in the calling thread (``num_workers=0``): an error in a sample is raised right
+    here, with its path, instead of dying in paddle's prefetch thread and leaving the caller waiting."""
+
+    def __init__(self, dataset, sampler: EpochBatchSampler):
+        self.dataset = dataset
+        self.batch_sampler = sampler
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def __iter__(self) -> Iterator[Dict]:
+        for indices in self.batch_sampler:
+            yield to_tensors(collate([self.dataset[i] for i in indices]))
+
+
 class DataLoader:
     """The paddle DataLoader with a clear message when a worker dies of shared-memory trouble."""
 
-    def __init__(self, loader: paddle.io.DataLoader, sampler: EpochBatchSampler):
+    def __init__(self, loader, sampler: EpochBatchSampler):
         self.loader = loader
         self.batch_sampler = sampler
 
@@ -105,6 +125,8 @@ def build_dataloader(dataset, batch_size: int, *, shuffle: bool, drop_last: bool
     dataset.set_epoch(epoch)
     sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, drop_last, seed, epoch, skip_batches,
                                 num_replicas, rank)
+    if num_workers == 0:
+        return DataLoader(InProcessLoader(dataset, sampler), sampler)
     loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
                                   use_shared_memory=use_shared_memory, timeout=timeout, return_list=True)
     return DataLoader(loader, sampler)

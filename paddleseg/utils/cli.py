@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from paddleseg.errors import UserError
+from paddleseg.utils.distributed import report_failure
 
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -54,10 +55,14 @@ def run(main: Callable[[Optional[Sequence[str]]], Optional[int]], argv: Optional
         code = main(args)
         return EXIT_OK if code is None else int(code)
     except UserError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        report_failure(str(e))
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as e:
+        report_failure(f"{type(e).__name__}: {e}")
+        raise
