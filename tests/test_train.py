@@ -92,3 +92,26 @@ def test_fp16_on_cpu_and_a_batch_larger_than_the_set_are_clear_errors(tmp_path, 
         run(tmp_path, tiny_cityscapes, "amp", precision="fp16")
     with pytest.raises(ConfigError, match=r"batch_size 9 x 1 rank\(s\) is larger than the train set \(8 images\)"):
         run(tmp_path, tiny_cityscapes, "big", opts=["batch_size=9"])
+
+
+@pytest.mark.slow
+def test_training_lowers_the_loss_and_beats_the_majority_class_baseline(tmp_path, tiny_cityscapes):
+    """60 iterations on 8 synthetic scenes (about 10 s): measured mIoU 0.22 against 0.02 for always
+    predicting each image's majority class; the assertions leave a wide margin for other seeds/CPUs."""
+    from paddleseg.utils.metrics import ConfusionMatrix
+
+    transforms = [{"type": "RandomHorizontalFlip"}, {"type": "Normalize"}]
+    cfg = Config(write_train_config(tmp_path / "e2e.yml", tiny_cityscapes, iters=60, batch_size=4, train_dataset={
+        "type": "Cityscapes", "dataset_root": str(tiny_cityscapes), "mode": "train", "transforms": transforms}))
+    state = train(cfg, TrainOptions(save_dir=tmp_path / "e2e", do_eval=True, save_interval=60, log_iters=10))
+    losses = [float(x) for x in re.findall(r"loss_main=([\d.]+)", (tmp_path / "e2e" / "train.log").read_text())]
+    assert len(losses) == 6 and losses[-1] < 0.6 * losses[0]
+    baseline = ConfusionMatrix(19)
+    val = cfg.build("val_dataset")
+    for i in range(len(val)):
+        label = val[i]["label"]
+        majority = np.bincount(label[label != 255], minlength=19).argmax()
+        baseline.update(np.full_like(label, majority), label)
+    assert state.best_miou > 3 * baseline.miou()
+    score = json.loads((tmp_path / "e2e" / "best_model" / "score.json").read_text())
+    assert score["miou"] == pytest.approx(state.best_miou) and score["iter"] == 60

@@ -1,0 +1,62 @@
+import json
+import subprocess
+import sys
+
+import paddle
+import pytest
+
+import paddleseg  # noqa: F401
+from paddleseg.core.val import evaluate
+from paddleseg.cvlibs import Config
+from paddleseg.models import ESPNetV2
+from paddleseg.utils.checkpoint import load_entire_model
+
+from conftest import REPO, write_train_config
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, tiny_cityscapes):
+    """A scale-0.5 model with random weights saved as a checkpoint, and the config to evaluate it."""
+    tmp = tmp_path_factory.mktemp("val")
+    paddle.seed(1)
+    model = ESPNetV2(num_classes=19, scale=0.5)
+    paddle.save(model.state_dict(), str(tmp / "model.pdparams"))
+    return write_train_config(tmp / "cfg.yml", tiny_cityscapes), tmp / "model.pdparams"
+
+
+def test_val_script_reports_what_evaluate_computes(tmp_path, checkpoint):
+    config, weights = checkpoint
+    cfg = Config(config)
+    model = cfg.model
+    load_entire_model(model, weights)
+    expected = evaluate(model, cfg.build("val_dataset"), progress=False)
+    done = subprocess.run([sys.executable, str(REPO / "val.py"), "--config", str(config), "--model_path", str(weights),
+                           "--json", str(tmp_path / "scores.json")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert scores["miou"] == pytest.approx(expected.miou(), abs=1e-9)
+    assert scores["acc"] == pytest.approx(expected.pixel_accuracy(), abs=1e-9)
+    assert scores["images"] == 4
+    assert "| road" in done.stdout and f"mIoU={expected.miou():.4f}" in done.stdout
+
+
+def test_flip_and_sliding_window_evaluation_cover_every_pixel(checkpoint):
+    config, weights = checkpoint
+    cfg = Config(config)
+    model = cfg.model
+    load_entire_model(model, weights)
+    plain = evaluate(model, cfg.build("val_dataset"), progress=False)
+    flipped = evaluate(model, cfg.build("val_dataset"), aug_eval=True, flip_horizontal=True, progress=False)
+    slid = evaluate(model, cfg.build("val_dataset"), is_slide=True, crop_size=[64, 48], stride=[48, 32],
+                    progress=False)
+    for result in (plain, flipped, slid):
+        assert result.matrix.sum() == plain.matrix.sum()  # the same labelled pixels are scored
+    assert (flipped.matrix != plain.matrix).any() and (slid.matrix != plain.matrix).any()
+
+
+def test_val_script_rejects_a_checkpoint_of_another_scale(tmp_path, checkpoint):
+    config, weights = checkpoint
+    done = subprocess.run([sys.executable, str(REPO / "val.py"), "--config", str(config), "--model_path", str(weights),
+                           "--opts", "model.scale=1.0"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "does not fit the model" in done.stderr and "Traceback" not in done.stderr
