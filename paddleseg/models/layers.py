@@ -79,13 +79,28 @@ def _resize_by_gather(x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
     return x_top + (paddle.gather(x, bottom, axis=2) - x_top) * w
 
 
+class PReLU(nn.PReLU):
+    """``nn.PReLU`` (one slope) with a faster eager CPU inference path.
+
+    Paddle 3.3's CPU ``prelu`` kernel is ~5x slower than ``leaky_relu``, which computes the same
+    ``x if x > 0 else slope * x`` bit for bit when given the slope as a number. That path is taken
+    only when nothing needs the slope's gradient or a graph: eval mode, gradients off, eager, CPU.
+    """
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if (self._num_parameters == 1 and not self.training and not paddle.is_grad_enabled()
+                and paddle.in_dynamic_mode() and x.place.is_cpu_place()):
+            return F.leaky_relu(x, float(self._weight[0]))
+        return super().forward(x)
+
+
 class Activation(nn.Layer):
     """A named activation slot; holds its layer as ``act_func`` (checkpoint contract)."""
 
     def __init__(self, act: str = "prelu"):
         super().__init__()
         if act == "prelu":
-            self.act_func = nn.PReLU()
+            self.act_func = PReLU()
         elif act == "relu":
             self.act_func = nn.ReLU()
         else:

@@ -20,7 +20,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from paddleseg.cvlibs import manager
-from paddleseg.models.layers import BNPReLU, ConvBN, ConvBNAct, concat, conv_padding
+from paddleseg.models.layers import BNPReLU, ConvBN, ConvBNAct, PReLU, concat, conv_padding
 
 # effective kernel size of a branch -> dilation of its 3x3 depthwise convolution (paper, Fig. 3)
 KERNEL_TO_DILATION = {3: 1, 5: 2, 7: 3, 9: 4, 11: 5, 13: 6, 15: 7, 17: 8}
@@ -62,7 +62,7 @@ class EESP(nn.Layer):
             for d in branch_dilations(branches, kernel_size_maximum, dilated)])
         self.group_conv_out = ConvBN(out_channels, out_channels, 1, groups=branches)
         self.bn_act = BNPReLU(out_channels)
-        self._act = nn.PReLU()
+        self._act = PReLU()
         self.residual = stride == 1 and in_channels == out_channels
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -100,7 +100,7 @@ class DownSampler(nn.Layer):
         self.shortcut_layer = nn.Sequential(
             ConvBNAct(in_image_channels, in_image_channels, 3, act=input_shortcut, bias=input_shortcut == "relu"),
             ConvBN(in_image_channels, out_channels, 1))
-        self._act = nn.PReLU()
+        self._act = PReLU()
 
     def forward(self, x: paddle.Tensor, image: paddle.Tensor) -> paddle.Tensor:
         """``image``: the network input average-pooled to this level's output size."""
