@@ -54,7 +54,7 @@ def test_released_checkpoint_formats_reproduce_the_reference_logits(name):
     weights = fixture_path("espnetv2", name, "model.pdparams")
     cfg = Config(REPO / CONFIGS[name], opts=["model.drop_prob=0.0"])
     model = cfg.model
-    paddleseg.utils.checkpoint.load_entire_model(model, weights)
+    paddleseg.utils.load_entire_model(model, weights)
     model.eval()
     x = np.load(fixture_path("espnetv2", name, "input.npy"))
     ref = np.load(fixture_path("espnetv2", name, "logits.npy"))
