@@ -115,3 +115,15 @@ def test_training_lowers_the_loss_and_beats_the_majority_class_baseline(tmp_path
     assert state.best_miou > 3 * baseline.miou()
     score = json.loads((tmp_path / "e2e" / "best_model" / "score.json").read_text())
     assert score["miou"] == pytest.approx(state.best_miou) and score["iter"] == 60
+
+
+def test_visualdl_scalars_are_written_with_use_vdl(tmp_path, tiny_cityscapes):
+    from visualdl import LogReader
+
+    state = run(tmp_path, tiny_cityscapes, "vdl", opts=["iters=3"], use_vdl=True, do_eval=True)
+    (record,) = (tmp_path / "vdl" / "vdl").iterdir()
+    reader = LogReader(file_path=str(record))
+    assert {"Train/loss_main", "Train/loss_aux1", "Train/lr", "Evaluate/mIoU"} <= set(reader.get_tags()["scalar"])
+    (miou,) = reader.get_data("scalar", "Evaluate/mIoU")
+    assert miou.id == 3 and miou.value == pytest.approx(state.best_miou, abs=1e-6)
+    assert [x.id for x in reader.get_data("scalar", "Train/loss_main")] == [1, 2, 3]
