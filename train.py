@@ -33,8 +33,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="fp16: AMP O1 (GPU only)")
     p.add_argument("--no_shared_memory", action="store_true",
                    help="data workers pass batches without /dev/shm (Docker's small /dev/shm gives bus errors)")
-    p.add_argument("--data_timeout", type=int, default=0,
-                   help="fail when a data worker takes longer than this many seconds for a batch (0: no limit)")
+    p.add_argument("--data_timeout", type=float, default=120,
+                   help="with --num_workers: fail, naming the samples being read, when no batch arrives for this "
+                        "many seconds (default %(default)s; 0: no limit)")
+    p.add_argument("--skip_data_check", action="store_true",
+                   help="do not read every image and label once before training (the check names bad files)")
     add_common_arguments(p)
     return p.parse_args(argv)
 
@@ -51,7 +54,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         log_iters=args.log_iters, save_interval=args.save_interval, resume_model=args.resume_model,
                         keep_checkpoint_max=args.keep_checkpoint_max, num_workers=args.num_workers, seed=args.seed,
                         precision=args.precision, use_shared_memory=not args.no_shared_memory,
-                        data_timeout=args.data_timeout)
+                        data_timeout=args.data_timeout, check_data=not args.skip_data_check)
     train(cfg, opts)
     return 0
 

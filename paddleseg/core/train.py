@@ -20,7 +20,7 @@ import paddle
 from paddleseg.core import checkpoints
 from paddleseg.core.checkpoints import TrainState
 from paddleseg.cvlibs import Config
-from paddleseg.datasets.loader import EpochBatchSampler, build_dataloader
+from paddleseg.datasets.loader import DEFAULT_TIMEOUT, EpochBatchSampler, build_dataloader
 from paddleseg.errors import CheckpointError, ConfigError, UserError
 from paddleseg.losses import compute_losses
 from paddleseg.utils.distributed import start_watchdog
@@ -46,8 +46,9 @@ class TrainOptions:
     seed: int = 0
     precision: str = "fp32"
     use_shared_memory: bool = True
-    data_timeout: int = 0  # seconds a loader worker may take for a batch (0: wait forever)
+    data_timeout: float = DEFAULT_TIMEOUT  # seconds to wait for a batch from the loader workers (0: forever)
     eval_num_workers: int = 0
+    check_data: bool = True  # read every image and label once before training (datasets/checks.py)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -80,6 +81,15 @@ def check_writable(save_dir: Path) -> None:
         probe.unlink()
     except OSError as e:
         raise UserError(f"{save_dir}: the save directory is not writable ({e.strerror or e})") from e
+
+
+def check_data(*datasets) -> None:
+    """Read every file of the data sets once: a corrupt image, a size mismatch or a label value out of
+    range fails now, naming the file and the values, instead of hours into training."""
+    for ds in datasets:
+        if ds is not None:
+            logger.info("checking the %d %s samples (skip with --skip_data_check)", len(ds), ds.mode)
+            ds.check_contents(progress=False)
 
 
 def count_outputs(model: paddle.nn.Layer) -> int:
@@ -172,6 +182,8 @@ def train(cfg: Config, opts: TrainOptions) -> TrainState:
     model = cfg.model
     train_ds = cfg.build("train_dataset")
     val_ds = cfg.build("val_dataset") if opts.do_eval else None
+    if opts.check_data and rank == 0:
+        check_data(train_ds, val_ds)
     losses = cfg.loss
     outputs = count_outputs(model)
     if len(losses["types"]) != outputs:
@@ -244,6 +256,11 @@ def train(cfg: Config, opts: TrainOptions) -> TrainState:
                     vdl.add_scalar("Train/lr", lr, iteration)
                 meter.reset()
             if iteration % opts.save_interval == 0 or iteration == iters:
+                if not all_finite(model):  # a finite loss whose update overflowed the weights
+                    raise TrainingDiverged(
+                        f"iteration {iteration}: the weights are not finite after the update "
+                        f"({', '.join(f'{n}={v}' for n, v in zip(names, values))}); no checkpoint of them was "
+                        f"saved. Last good checkpoint: {last_good or 'none'}. Lower the learning rate")
                 last_good = save_and_evaluate(cfg, model, optimizer, state, val_ds, opts, vdl, rank) or last_good
             tick = time.perf_counter()
     except KeyboardInterrupt:
@@ -336,6 +353,12 @@ def save_and_evaluate(cfg: Config, model, optimizer, state: TrainState, val_ds, 
             checkpoints.save_best(save_dir, model, miou, state.iter, {"acc": result.pixel_accuracy(),
                                                                        "kappa": result.kappa()})
         logger.info("[EVAL] best mIoU %.4f at iteration %d", state.best_miou, state.best_iter)
+        if state.iter == cfg.iters:
+            from paddleseg.utils.cityscapes_labels import CITYSCAPES_CLASSES
+
+            names = CITYSCAPES_CLASSES if val_ds.num_classes == len(CITYSCAPES_CLASSES) else None
+            logger.info("[EVAL] per-class results at iteration %d (mIoU %.4f):\n%s", state.iter, miou,
+                        result.table(names))
     path = checkpoints.save_checkpoint(save_dir, model, optimizer, state)
     for old in checkpoints.prune(save_dir, opts.keep_checkpoint_max):
         logger.info("removed old checkpoint %s (keep_checkpoint_max=%d)", old, opts.keep_checkpoint_max)

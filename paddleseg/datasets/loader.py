@@ -5,11 +5,21 @@
         ...
 """
 import math
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+import traceback
 from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 import paddle
 
+from paddleseg.errors import DatasetError, UserError
+
+DEFAULT_TIMEOUT = 120  # seconds the training loop waits for one batch from the workers
 SHM_HINT = ("a DataLoader worker failed; if this is a bus error or a shared-memory error (common in Docker, "
             "whose /dev/shm is small), load with use_shared_memory=False or give the container more "
             "shared memory (docker run --shm-size=8g)")
@@ -85,29 +95,168 @@ class InProcessLoader:
             yield to_tensors(collate([self.dataset[i] for i in indices]))
 
 
-class DataLoader:
-    """The paddle DataLoader with a clear message when a worker dies of shared-memory trouble."""
+class SampleWatch:
+    """What each loader worker is doing, shared with the main process: the sample it is reading
+    (index, start time, worker pid; index -1 when idle) and the errors it raised. So a worker that
+    dies or hangs is named by its sample, and a worker's error reaches the main process with its path
+    (paddle's reader thread only reports that its queue was killed)."""
 
-    def __init__(self, loader, sampler: EpochBatchSampler):
+    def __init__(self, num_workers: int):
+        self.slots = multiprocessing.Array("d", [-1.0, 0.0, 0.0] * num_workers, lock=False)
+        self.errors = multiprocessing.Queue()
+
+    def start(self, worker: int, index: int) -> None:
+        self.slots[3 * worker:3 * worker + 3] = [index, time.time(), os.getpid()]
+
+    def stop(self, worker: int) -> None:
+        self.slots[3 * worker] = -1.0
+
+    def busy(self) -> List[tuple]:
+        """(index, seconds spent on it, pid) of the samples being read, the longest first."""
+        now, found = time.time(), []
+        for w in range(len(self.slots) // 3):
+            index, started, pid = self.slots[3 * w:3 * w + 3]
+            if index >= 0:
+                found.append((int(index), now - started, int(pid)))
+        return sorted(found, key=lambda x: -x[1])
+
+
+class WatchedDataset:
+    """``dataset`` as the workers read it: every sample recorded in a :class:`SampleWatch`."""
+
+    def __init__(self, dataset, watch: SampleWatch):
+        self.dataset, self.watch = dataset, watch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, idx: int) -> Dict:
+        worker = paddle.io.get_worker_info().id
+        self.watch.start(worker, idx)
+        try:
+            sample = self.dataset[idx]
+        except Exception as e:
+            self.watch.errors.put((idx, isinstance(e, UserError), str(e) if isinstance(e, UserError)
+                                   else traceback.format_exc()))
+            raise
+        self.watch.stop(worker)
+        return sample
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a dead worker not yet reaped by paddle is a zombie, state Z)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
+
+
+def sample_path(dataset, index: int) -> str:
+    file_list = getattr(dataset, "file_list", None)
+    return str(file_list[index][0]) if file_list else f"sample {index}"
+
+
+class DataLoader:
+    """The paddle DataLoader, failing clearly instead of hanging or dying without a path.
+
+    A worker's error is raised in the main process as itself (a :class:`DatasetError` naming the
+    file) rather than paddle's "blocking queue is killed"; a worker that dies is named by the sample
+    it was reading; and when no batch arrives within ``timeout`` seconds (0: no limit) the workers
+    reading are killed and the samples they were stuck on are named."""
+
+    def __init__(self, loader, sampler: EpochBatchSampler, dataset=None, watch: Optional[SampleWatch] = None,
+                 timeout: float = 0):
         self.loader = loader
         self.batch_sampler = sampler
+        self.dataset, self.watch, self.timeout = dataset, watch, timeout
 
     def __len__(self) -> int:
         return len(self.batch_sampler)
 
     def __iter__(self) -> Iterator[Dict]:
-        try:
+        if self.watch is None:
             yield from self.loader
-        except (RuntimeError, SystemError, OSError) as e:
-            text = str(e).lower()
-            if any(k in text for k in ("bus error", "shared memory", "shm", "worker", "sigbus")):
-                raise RuntimeError(f"{SHM_HINT}: {e}") from e
-            raise
+            return
+        batches = iter(self.loader)
+        # paddle's SIGCHLD handler raises "worker exited" in whatever the main thread is running (a
+        # forward pass...); unregistered, a dead worker is seen by paddle's reader thread, and explained here
+        getattr(paddle.base.core, "_erase_process_pids", lambda key: None)(id(batches))
+        while True:
+            timed_out = threading.Event()
+            timer = None
+            if self.timeout > 0:
+                timer = threading.Timer(self.timeout, self._abort, (batches, timed_out))
+                timer.daemon = True
+                timer.start()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (RuntimeError, SystemError, OSError) as e:
+                failure = self._explain(e, timed_out.is_set())
+                self._kill_stuck()
+                if failure is e:
+                    raise
+                raise failure from e
+            finally:
+                if timer is not None:
+                    timer.cancel()
+            yield batch
+
+    @staticmethod
+    def _abort(batches, timed_out: threading.Event) -> None:
+        """Make the main thread's blocked read fail: paddle's own ``timeout`` only polls, it never fails
+        while the workers are alive."""
+        timed_out.set()
+        exit_reader = getattr(batches, "_exit_thread_unexpectedly", None)  # paddle 3.x's iterator
+        if exit_reader is not None:
+            exit_reader()
+
+    def _kill_stuck(self) -> None:
+        """Kill the workers still stuck on a sample: paddle joins its workers without a time limit."""
+        stuck = [pid for _, _, pid in self.watch.busy() if process_alive(pid)]
+        for pid in stuck:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (OSError, SystemError):  # SystemError: paddle's SIGCHLD handler, seeing a worker killed
+                pass
+        if stuck:
+            try:
+                time.sleep(0.5)  # let that handler run here rather than in the caller
+            except SystemError:
+                pass
+
+    def _explain(self, error: Exception, timed_out: bool) -> Exception:
+        try:
+            index, is_user_error, message = self.watch.errors.get(timeout=1.0)
+        except queue.Empty:
+            pass
+        else:
+            if is_user_error:
+                return DatasetError(message)
+            return RuntimeError(f"a data-loader worker failed on {sample_path(self.dataset, index)}:\n{message}")
+        busy = self.watch.busy()
+        named = "; ".join(f"{sample_path(self.dataset, i)} (sample {i}, {age:.0f} s)" for i, age, _ in busy)
+        if timed_out and all(process_alive(pid) for _, _, pid in busy):
+            return DatasetError(f"no batch from the data-loader workers for {self.timeout:g} s (--data_timeout); "
+                                f"stuck reading: {named or 'no sample (a worker may have stopped)'}")
+        if busy:
+            return DatasetError(f"a data-loader worker died while reading {named}. If it was killed for memory, "
+                                f"use fewer --num_workers; {SHM_HINT}")
+        text = str(error).lower()
+        if any(k in text for k in ("bus error", "shared memory", "shm", "worker", "sigbus", "killed")):
+            return RuntimeError(f"{SHM_HINT}: {error}")
+        return error
 
 
 def build_dataloader(dataset, batch_size: int, *, shuffle: bool, drop_last: bool, num_workers: int = 0,
                      seed: int = 0, epoch: int = 0, skip_batches: int = 0, num_replicas: Optional[int] = None,
-                     rank: Optional[int] = None, use_shared_memory: bool = True, timeout: int = 0) -> DataLoader:
+                     rank: Optional[int] = None, use_shared_memory: bool = True, timeout: float = 0) -> DataLoader:
     """Batches of ``dataset`` for one epoch.
 
     The sample order is a function of ``(seed, epoch)`` only; ``dataset.seed`` is set to ``seed`` and
@@ -115,7 +264,8 @@ def build_dataloader(dataset, batch_size: int, *, shuffle: bool, drop_last: bool
     is fixed by (seed, epoch, index) whatever ``num_workers``. With ``num_replicas`` > 1 (default: the
     paddle.distributed world size) each rank loads its own shard. ``skip_batches`` leaves out the first
     batches of the epoch without reading them (resuming mid-epoch). ``use_shared_memory=False`` avoids
-    bus errors where /dev/shm is small (Docker).
+    bus errors where /dev/shm is small (Docker). With workers, ``timeout`` > 0 bounds the wait for each
+    batch (:class:`DataLoader`).
     """
     if num_replicas is None:
         num_replicas = paddle.distributed.get_world_size()
@@ -127,6 +277,7 @@ def build_dataloader(dataset, batch_size: int, *, shuffle: bool, drop_last: bool
                                 num_replicas, rank)
     if num_workers == 0:
         return DataLoader(InProcessLoader(dataset, sampler), sampler)
-    loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
-                                  use_shared_memory=use_shared_memory, timeout=timeout, return_list=True)
-    return DataLoader(loader, sampler)
+    watch = SampleWatch(num_workers)
+    loader = paddle.io.DataLoader(WatchedDataset(dataset, watch), batch_sampler=sampler, num_workers=num_workers,
+                                  collate_fn=collate, use_shared_memory=use_shared_memory, return_list=True)
+    return DataLoader(loader, sampler, dataset, watch, timeout)
