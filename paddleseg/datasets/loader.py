@@ -182,10 +182,18 @@ class DataLoader:
         if self.watch is None:
             yield from self.loader
             return
-        batches = iter(self.loader)
-        # paddle's SIGCHLD handler raises "worker exited" in whatever the main thread is running (a
-        # forward pass...); unregistered, a dead worker is seen by paddle's reader thread, and explained here
-        getattr(paddle.base.core, "_erase_process_pids", lambda key: None)(id(batches))
+        try:
+            batches = iter(self.loader)
+            # paddle's SIGCHLD handler raises "worker exited" in whatever the main thread is running (a
+            # forward pass...); unregistered, a dead worker is seen by paddle's reader thread, and
+            # explained here
+            getattr(paddle.base.core, "_erase_process_pids", lambda key: None)(id(batches))
+        except (RuntimeError, SystemError, OSError) as e:  # a worker died while the workers started
+            failure = self._explain(e, timed_out=False)
+            self._kill_stuck()
+            if failure is e:
+                raise
+            raise failure from e
         while True:
             timed_out = threading.Event()
             timer = None
