@@ -1,0 +1,57 @@
+"""tools/benchmark_train.py: the table and the JSON summary of a tiny run of our training step, its
+percentile, and its errors. No timing is asserted: the machine's load decides those."""
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+SCRIPT = REPO / "tools" / "benchmark_train.py"
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("benchmark_train", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_tool(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_tiny_run_prints_the_table_and_writes_the_json_summary(tmp_path):
+    out = tmp_path / "bench.json"
+    done = run_tool("--scale", "0.5", "--height", "64", "--width", "96", "--warmup", "0", "--iters", "2",
+                    "--rounds", "2", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("ESPNetV2 scale 0.5, batch 2x3x64x96")
+    assert any(line.split("|")[1].strip() == "ours" for line in lines if line.startswith("|")), done.stdout
+    assert "upstream" not in done.stdout
+    printed = json.loads(lines[-1])
+    assert printed == json.loads(out.read_text())
+    ours = printed["results"]["ours"]
+    assert set(printed["results"]) == {"ours"} and "time_ratio" not in printed
+    assert ours["iterations"] == 4 and len(ours["times"]) == 4 and ours["processes"] == 2
+    assert all(t > 0 for t in ours["times"])
+    assert ours["median_s"] == pytest.approx(float(np.median(ours["times"])))
+    assert min(ours["times"]) <= ours["median_s"] <= ours["p90_s"] <= max(ours["times"])
+    assert 100 < ours["peak_rss_mb"] < 100_000
+
+
+@pytest.mark.parametrize("values", [[3.0], [1.0, 2.0], [5.0, 1.0, 4.0, 2.0, 3.0], list(np.linspace(0, 1, 11) ** 2)])
+def test_percentile_matches_numpy(values):
+    tool = load_tool()
+    for q in (0, 50, 90, 100):
+        assert tool.percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_a_missing_upstream_python_is_a_user_error():
+    done = run_tool("--upstream-python", "/nonexistent/bin/python", "--iters", "1")
+    assert done.returncode == 2
+    assert "--upstream-python /nonexistent/bin/python: no such file" in done.stderr
