@@ -49,3 +49,18 @@ def write_train_config(path: Path, dataset_root: Path, **top_level) -> Path:
     cfg.update(top_level)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_home(tmp_path_factory):
+    """Training's data-check cache (and any other user cache) goes to a temporary folder, not ~/.cache;
+    subprocesses inherit it."""
+    import os
+
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache_home"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old

@@ -84,12 +84,16 @@ def check_writable(save_dir: Path) -> None:
 
 
 def check_data(*datasets) -> None:
-    """Read every file of the data sets once: a corrupt image, a size mismatch or a label value out of
-    range fails now, naming the file and the values, instead of hours into training."""
+    """Read every file of the data sets: a corrupt image, a size mismatch or a label value out of
+    range fails now, naming the file and the values, instead of hours into training. Files that passed
+    before and have not changed are skipped (a cache in ~/.cache), so this costs once, not per start."""
+    from paddleseg.datasets.checks import default_cache_file
+
     for ds in datasets:
         if ds is not None:
-            logger.info("checking the %d %s samples (skip with --skip_data_check)", len(ds), ds.mode)
-            ds.check_contents(progress=False)
+            logger.info("checking the %d %s samples (new or changed files only; skip with --skip_data_check)",
+                        len(ds), ds.mode)
+            ds.check_contents(progress=False, cache=default_cache_file())
 
 
 def count_outputs(model: paddle.nn.Layer) -> int:

@@ -1,8 +1,11 @@
 """Content checks of a data set: every image readable, its label the same size and within the classes.
 
 Structural checks (folders, file pairs) belong to each dataset's ``validate``; this module reads the
-files, so it is run once by ``tools/check_dataset.py`` (or by training on request), not at every start.
+files. ``tools/check_dataset.py`` runs it over a whole data set; training runs it before the first
+iteration with a :class:`CheckCache`, so each file is read once, not at every start or resume.
 """
+import json
+import os
 from functools import partial
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -59,12 +62,77 @@ def check_pair(pair: FilePair, num_classes: int, ignore_index: int) -> Optional[
     return f"{label_path}: {message}" if message else None
 
 
+def default_cache_file() -> Path:
+    """Where training remembers the samples that passed: ``$XDG_CACHE_HOME`` (or ~/.cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "paddleseg-espnetv2" / "checked_samples.json"
+
+
+class CheckCache:
+    """Samples that passed :func:`check_pair`, each remembered with the size and modification time of
+    its files and the class count it was checked for: a training run reads every file once, not at
+    every start or resume, and a file that changed is checked again. A cache that cannot be read or
+    written is ignored (the check then just runs)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self.entries = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(self.entries, dict):
+                self.entries = {}
+        except (OSError, ValueError):
+            self.entries = {}
+
+    @staticmethod
+    def _key(pair: FilePair, num_classes: int, ignore_index: int) -> Tuple[str, Optional[list]]:
+        stamps = []
+        for f in pair:
+            if f is None:
+                stamps.append(None)
+                continue
+            try:
+                st = os.stat(f)
+            except OSError:
+                return "", None
+            stamps.append([st.st_size, st.st_mtime_ns])
+        return f"{os.path.abspath(pair[0])}|{pair[1] and os.path.abspath(pair[1])}|{num_classes}|{ignore_index}", stamps
+
+    def passed(self, pair: FilePair, num_classes: int, ignore_index: int) -> bool:
+        key, stamps = self._key(pair, num_classes, ignore_index)
+        return stamps is not None and self.entries.get(key) == stamps
+
+    def add(self, pair: FilePair, num_classes: int, ignore_index: int) -> None:
+        key, stamps = self._key(pair, num_classes, ignore_index)
+        if stamps is not None:
+            self.entries[key] = stamps
+
+    def save(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            live = {k: v for k, v in self.entries.items() if os.path.exists(k.split("|", 1)[0])}
+            tmp.write_text(json.dumps(live), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
+
+
 def check_contents(file_list: Sequence[FilePair], num_classes: int, ignore_index: int = 255,
-                   workers: Optional[int] = None, progress: bool = True, raise_error: bool = True) -> List[str]:
+                   workers: Optional[int] = None, progress: bool = True, raise_error: bool = True,
+                   cache: Optional[Path] = None) -> List[str]:
     """Read every pair; return the problems (one message per bad pair), or raise :class:`DatasetError`
-    listing them when ``raise_error``."""
+    listing them when ``raise_error``. With ``cache`` (a file), pairs that passed before and have not
+    changed since are not read again (:class:`CheckCache`)."""
+    memory = CheckCache(cache) if cache is not None else None
+    todo = [p for p in file_list if memory is None or not memory.passed(p, num_classes, ignore_index)]
     fn = partial(check_pair, num_classes=num_classes, ignore_index=ignore_index)
-    problems = [p for p in parallel_map(fn, file_list, workers, "checking", progress) if p]
+    results = parallel_map(fn, todo, workers, "checking", progress) if todo else []
+    problems = [p for p in results if p]
+    if memory is not None and todo:
+        for pair, problem in zip(todo, results):
+            if not problem:
+                memory.add(pair, num_classes, ignore_index)
+        memory.save()
     if problems and raise_error:
         listed = "\n  ".join(problems[:MAX_LISTED])
         more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""

@@ -65,10 +65,11 @@ class SegmentationDataset:
         return sample
 
     def check_contents(self, workers: Optional[int] = None, progress: bool = True,
-                       raise_error: bool = True) -> List[str]:
-        """Read every file: readable, sizes match, label values in 0..num_classes-1 or ignore_index."""
+                       raise_error: bool = True, cache: Optional[Path] = None) -> List[str]:
+        """Read every file: readable, sizes match, label values in 0..num_classes-1 or ignore_index.
+        ``cache``: skip files that passed before and have not changed (:class:`CheckCache`)."""
         pairs = self.file_list if self.mode != "test" else [(i, None) for i, _ in self.file_list]
-        return check_contents(pairs, self.num_classes, self.ignore_index, workers, progress, raise_error)
+        return check_contents(pairs, self.num_classes, self.ignore_index, workers, progress, raise_error, cache)
 
 
 @manager.DATASETS.add_component
