@@ -10,12 +10,11 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-import paddle
-
 from paddleseg.core.predict import PredictSettings, build_transforms, predict, transform_configs
 from paddleseg.cvlibs import Config
 from paddleseg.utils.checkpoint import load_entire_model
 from paddleseg.utils.cli import add_common_arguments, run, setup_logging
+from paddleseg.utils.device import set_device
 from paddleseg.utils.visualize import get_palette
 
 
@@ -38,6 +37,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--label_ids", action="store_true",
                    help="also write Cityscapes label-id PNGs (label_ids/) for the test server")
     p.add_argument("--opts", nargs="+", default=[], help="config overrides key.sub=value")
+    p.add_argument("--cpu_threads", type=int, help="CPU math threads (default: all cores)")
     add_common_arguments(p)
     args = p.parse_args(argv)
     if args.is_slide and (args.crop_size is None or args.stride is None):
@@ -48,7 +48,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     setup_logging()
-    paddle.set_device(args.device)
+    set_device(args.device, args.cpu_threads)
     cfg = Config(args.config, opts=args.opts)
     model = cfg.model
     load_entire_model(model, args.model_path)

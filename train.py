@@ -30,6 +30,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--num_workers", type=int, default=0, help="data-loader worker processes")
     p.add_argument("--seed", type=int, default=0, help="fixes data order, augmentation and initialisation")
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--cpu_threads", type=int, help="CPU math threads (default: all cores, shared among ranks)")
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="fp16: AMP O1 (GPU only)")
     p.add_argument("--no_shared_memory", action="store_true",
                    help="data workers pass batches without /dev/shm (Docker's small /dev/shm gives bus errors)")
@@ -54,7 +55,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         log_iters=args.log_iters, save_interval=args.save_interval, resume_model=args.resume_model,
                         keep_checkpoint_max=args.keep_checkpoint_max, num_workers=args.num_workers, seed=args.seed,
                         precision=args.precision, use_shared_memory=not args.no_shared_memory,
-                        data_timeout=args.data_timeout, check_data=not args.skip_data_check)
+                        data_timeout=args.data_timeout, cpu_threads=args.cpu_threads, check_data=not args.skip_data_check)
     train(cfg, opts)
     return 0
 

@@ -26,6 +26,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--num_workers", type=int, default=0)
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
+    p.add_argument("--cpu_threads", type=int, help="CPU math threads (default: all cores)")
     p.add_argument("--aug_eval", action="store_true", help="multi-scale and flip averaging")
     p.add_argument("--scales", type=float, nargs="+", default=[1.0])
     p.add_argument("--flip_horizontal", action="store_true")
@@ -55,7 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if getattr(args, key):
             options[key] = getattr(args, key)
     report = evaluate_checkpoint(cfg, args.model_path, device=args.device, num_workers=args.num_workers,
-                                 precision=args.precision, **options)
+                                 precision=args.precision, cpu_threads=args.cpu_threads, **options)
     print(report["table"])
     print(f"mIoU={report['miou']:.4f} Acc={report['acc']:.4f} Kappa={report['kappa']:.4f} "
           f"Dice={report['dice']:.4f} images={report['images']}")

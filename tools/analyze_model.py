@@ -18,6 +18,7 @@ from prettytable import PrettyTable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from paddleseg.models import ESPNetV2  # noqa: E402
 from paddleseg.utils.cli import add_common_arguments, run  # noqa: E402
+from paddleseg.utils.device import set_device  # noqa: E402
 from paddleseg.utils.model_stats import count_macs, eval_latency  # noqa: E402
 
 
@@ -32,7 +33,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     add_common_arguments(parser)
     args = parser.parse_args(argv)
-    paddle.set_device(args.device)
+    set_device(args.device)
     shape = (1, 3, args.height, args.width)
     table = PrettyTable(["scale", "params", "conv GMACs", f"eval median s ({args.height}x{args.width})"])
     rows = []

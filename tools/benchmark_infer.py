@@ -159,4 +159,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from paddleseg.utils.cli import run
+
+    sys.exit(run(main))

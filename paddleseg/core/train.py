@@ -23,6 +23,7 @@ from paddleseg.cvlibs import Config
 from paddleseg.datasets.loader import DEFAULT_TIMEOUT, EpochBatchSampler, build_dataloader
 from paddleseg.errors import CheckpointError, ConfigError, UserError
 from paddleseg.losses import compute_losses
+from paddleseg.utils.device import check_precision, set_device
 from paddleseg.utils.distributed import start_watchdog
 
 logger = logging.getLogger(__name__)
@@ -48,31 +49,13 @@ class TrainOptions:
     use_shared_memory: bool = True
     data_timeout: float = DEFAULT_TIMEOUT  # seconds to wait for a batch from the loader workers (0: forever)
     eval_num_workers: int = 0
+    cpu_threads: Optional[int] = None  # None: all cores (shared among ranks)
     check_data: bool = True  # read every image and label once before training (datasets/checks.py)
 
 
 # ------------------------------------------------------------------------------------------------
 # set-up
 # ------------------------------------------------------------------------------------------------
-def set_device(device: str) -> None:
-    if device == "gpu" and not paddle.device.is_compiled_with_cuda():
-        raise UserError("--device gpu: this PaddlePaddle build has no CUDA support (install paddlepaddle-gpu, "
-                        "see README), or use --device cpu")
-    if device not in ("cpu", "gpu"):
-        raise UserError(f"--device must be cpu or gpu, got {device!r}")
-    if device == "gpu":
-        paddle.set_device(f"gpu:{paddle.distributed.ParallelEnv().dev_id}")
-    else:
-        paddle.set_device("cpu")
-
-
-def check_precision(precision: str, device: str) -> None:
-    if precision not in ("fp32", "fp16"):
-        raise UserError(f"--precision must be fp32 or fp16, got {precision!r}")
-    if precision == "fp16" and device != "gpu":
-        raise UserError("--precision fp16 (automatic mixed precision) needs a GPU; on CPU train with fp32")
-
-
 def check_writable(save_dir: Path) -> None:
     try:
         save_dir.mkdir(parents=True, exist_ok=True)
@@ -171,7 +154,7 @@ def train(cfg: Config, opts: TrainOptions) -> TrainState:
     """Train ``cfg``'s model on its train set; returns the final training state."""
     world, rank = paddle.distributed.get_world_size(), paddle.distributed.get_rank()
     check_precision(opts.precision, opts.device)
-    set_device(opts.device)
+    set_device(opts.device, opts.cpu_threads)
     save_dir = Path(opts.save_dir)
     # nothing is written before the resume checkpoint is known to be good
     resume_state = checkpoints.read_train_state(opts.resume_model) if opts.resume_model else None

@@ -57,14 +57,14 @@ def evaluate(model: paddle.nn.Layer, dataset, *, num_workers: int = 0, aug_eval:
 
 
 def evaluate_checkpoint(cfg, model_path, *, device: str = "cpu", num_workers: int = 0, precision: str = "fp32",
-                        **options) -> dict:
+                        cpu_threads: Optional[int] = None, **options) -> dict:
     """Build ``cfg``'s model, load ``model_path`` strictly, evaluate on ``cfg``'s val set; a report dict."""
-    from paddleseg.core.train import check_precision, set_device
+    from paddleseg.utils.device import check_precision, set_device
     from paddleseg.utils.checkpoint import load_entire_model
     from paddleseg.utils.cityscapes_labels import CITYSCAPES_CLASSES
 
     check_precision(precision, device)
-    set_device(device)
+    set_device(device, cpu_threads)
     dataset = cfg.build("val_dataset")
     model = cfg.model
     load_entire_model(model, model_path)
