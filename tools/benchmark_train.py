@@ -117,9 +117,23 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
 
 
-def serve(kind: str, scale: float, batch_size: int, height: int, width: int, warmup: int) -> None:
+def set_threads(kind: str, threads: int) -> None:
+    """CPU math threads: ``threads`` for both frameworks, or (0) each one's default as its train.py
+    runs: ours all cores, upstream paddle's own (OMP_NUM_THREADS=1, set on import)."""
+    import paddle
+
+    if kind == "ours":
+        from paddleseg.utils.device import set_device
+
+        set_device("cpu", threads or None)
+    elif threads:
+        paddle.base.core.set_num_threads(threads)
+
+
+def serve(kind: str, scale: float, batch_size: int, height: int, width: int, warmup: int, threads: int = 0) -> None:
     """The child's side: build, run the warm-up, print ``ready``; then one timed iteration (seconds
     printed) per ``step`` line on stdin; at end of input print the JSON ``{"peak_rss": bytes}``."""
+    set_threads(kind, threads)
     run = FRAMEWORKS[kind](scale, SCHEDULE_ITERS)
     image, label = random_batch(batch_size, height, width)
     for _ in range(warmup):
@@ -140,7 +154,7 @@ class Child:
     def __init__(self, python: str, kind: str, args: argparse.Namespace, log):
         cmd = [python, str(Path(__file__).resolve()), "--harness", kind, "--scale", str(args.scale),
                "--batch-size", str(args.batch_size), "--height", str(args.height), "--width", str(args.width),
-               "--warmup", str(args.warmup)]
+               "--warmup", str(args.warmup), "--threads", str(args.threads)]
         self.kind, self.log = kind, log
         # upstream runs outside the repository so its interpreter cannot pick up our package
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
@@ -213,6 +227,7 @@ def report(results: Dict[str, Dict], args: argparse.Namespace) -> Dict:
     for name, r in results.items():
         table.add_row([name, f"{r['median_s']:.3f}", f"{r['p90_s']:.3f}", f"{r['peak_rss_mb']:.0f}",
                        f"{r['iterations']} ({r['processes']} proc.)"])
+    print(f"threads: {args.threads or 'each framework's default (ours all cores, upstream 1)'}")
     print(f"ESPNetV2 scale {args.scale}, batch {args.batch_size}x3x{args.height}x{args.width}, weighted CE on "
           f"main + auxiliary output, backward, Adam; {args.warmup} warm-up + {args.iters} timed iterations per "
           f"process")
@@ -240,6 +255,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="iterations left out of the timing, per process")
     parser.add_argument("--iters", type=int, default=5, help="timed iterations per process")
     parser.add_argument("--rounds", type=int, default=1, help="fresh process pairs, one after the other")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for both frameworks (default 0: each one's own default, ours all cores, "
+                             "upstream paddle's single thread)")
     parser.add_argument("--upstream-python", help="python of a virtualenv with paddleseg==2.8.0")
     parser.add_argument("--json", type=Path, help="also write the JSON summary to this file")
     parser.add_argument("--harness", choices=sorted(FRAMEWORKS), help=argparse.SUPPRESS)
@@ -247,7 +265,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.iters < 1 or args.warmup < 0 or args.rounds < 1:
         parser.error("--iters and --rounds must be >= 1, --warmup >= 0")
     if args.harness:  # inside a child process
-        serve(args.harness, args.scale, args.batch_size, args.height, args.width, args.warmup)
+        serve(args.harness, args.scale, args.batch_size, args.height, args.width, args.warmup, args.threads)
         return 0
 
     frameworks = {"ours": sys.executable}
