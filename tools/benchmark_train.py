@@ -227,10 +227,9 @@ def report(results: Dict[str, Dict], args: argparse.Namespace) -> Dict:
     for name, r in results.items():
         table.add_row([name, f"{r['median_s']:.3f}", f"{r['p90_s']:.3f}", f"{r['peak_rss_mb']:.0f}",
                        f"{r['iterations']} ({r['processes']} proc.)"])
-    print(f"threads: {args.threads or 'each framework's default (ours all cores, upstream 1)'}")
     print(f"ESPNetV2 scale {args.scale}, batch {args.batch_size}x3x{args.height}x{args.width}, weighted CE on "
           f"main + auxiliary output, backward, Adam; {args.warmup} warm-up + {args.iters} timed iterations per "
-          f"process")
+          f"process; CPU threads: {args.threads or 'each framework default (see --help)'}")
     print(table)
     summary = {"scale": args.scale, "batch_size": args.batch_size, "height": args.height, "width": args.width,
                "warmup": args.warmup, "iters": args.iters, "rounds": args.rounds, "results": results}
