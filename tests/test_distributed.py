@@ -58,3 +58,33 @@ def test_a_failing_rank_stops_the_job_with_its_error(tmp_path, tiny_cityscapes):
     output = done.stdout + done.stderr
     assert re.search(rf"error: rank 1 failed: {re.escape(bad)}: unreadable or truncated image", output), output[-3000:]
     assert seconds < 60  # bounded: the job does not wait for a collective time-out
+
+
+def test_a_rank_killed_outright_stops_the_job_naming_it(tmp_path, tiny_cityscapes):
+    """SIGKILL leaves no error report: the peers notice the vanished process instead."""
+    killer = tmp_path / "killer.py"
+    killer.write_text(
+        "import os, runpy, signal, sys\n"
+        "import paddle.distributed as dist\n"
+        "import paddleseg.core.train as train\n"
+        "real, calls = train.step, []\n"
+        "def step(*args):\n"
+        "    calls.append(1)\n"
+        "    if dist.get_rank() == 1 and len(calls) == 2:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return real(*args)\n"
+        "train.step = step\n"
+        f"sys.argv = ['train.py'] + sys.argv[1:]\n"
+        f"runpy.run_path({str(REPO / 'train.py')!r}, run_name='__main__')\n")
+    config = write_train_config(tmp_path / "cfg.yml", tiny_cityscapes)
+    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(tmp_path / "log"),
+           str(killer), "--config", str(config), "--save_dir", str(tmp_path / "out"), "--iters", "6",
+           "--skip_data_check"]
+    started = time.monotonic()
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert re.search(r"error: rank 1 \(pid \d+\) exited without an error report", output), output[-3000:]
+    assert worker_log(tmp_path, 0).count("exited without an error report") == 1  # said once (the launcher
+    # repeats rank 0's log tail in its "ERROR LOG DETAIL" section)
+    assert time.monotonic() - started < 60
