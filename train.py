@@ -22,6 +22,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--learning_rate", type=float, help="override lr_scheduler.learning_rate")
     p.add_argument("--save_dir", type=Path, default=Path("output"), help="where checkpoints and logs go")
     p.add_argument("--resume_model", type=Path, help="continue from this checkpoint folder (save_dir/iter_N)")
+    p.add_argument("--finetune_from", type=Path,
+                   help="start from these weights, loading only the keys that fit (e.g. another class count)")
     p.add_argument("--do_eval", action="store_true", help="evaluate at every save and keep best_model/")
     p.add_argument("--use_vdl", action="store_true", help="write VisualDL scalars to save_dir/vdl")
     p.add_argument("--log_iters", "--log_iter", dest="log_iters", type=int, default=10, help="log every N iterations")
@@ -55,7 +57,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         log_iters=args.log_iters, save_interval=args.save_interval, resume_model=args.resume_model,
                         keep_checkpoint_max=args.keep_checkpoint_max, num_workers=args.num_workers, seed=args.seed,
                         precision=args.precision, use_shared_memory=not args.no_shared_memory,
-                        data_timeout=args.data_timeout, cpu_threads=args.cpu_threads, check_data=not args.skip_data_check)
+                        data_timeout=args.data_timeout, cpu_threads=args.cpu_threads, check_data=not args.skip_data_check,
+                        finetune_from=args.finetune_from)
     train(cfg, opts)
     return 0
 

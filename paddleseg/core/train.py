@@ -50,6 +50,7 @@ class TrainOptions:
     data_timeout: float = DEFAULT_TIMEOUT  # seconds to wait for a batch from the loader workers (0: forever)
     eval_num_workers: int = 0
     cpu_threads: Optional[int] = None  # None: all cores (shared among ranks)
+    finetune_from: Optional[Path] = None  # weights to start from, loading only the keys that fit
     check_data: bool = True  # read every image and label once before training (datasets/checks.py)
 
 
@@ -77,6 +78,18 @@ def check_data(*datasets) -> None:
             logger.info("checking the %d %s samples (new or changed files only; skip with --skip_data_check)",
                         len(ds), ds.mode)
             ds.check_contents(progress=False, cache=default_cache_file())
+
+
+def finetune_from(model: paddle.nn.Layer, path: Path) -> None:
+    """Start from ``path``'s weights where they fit (another class count, a released checkpoint) and
+    say what was skipped; an error if nothing fits (a checkpoint of another model)."""
+    from paddleseg.utils.checkpoint import load_entire_model
+
+    report = load_entire_model(model, path, strict=False)
+    if not report.loaded:
+        raise CheckpointError(f"{path}: no weight fits the model ({report.describe()})")
+    logger.info("fine-tuning from %s: loaded %d of %d weights%s", path, len(report.loaded),
+                len(model.state_dict()), f"; skipped {report.describe()}" if not report.complete else "")
 
 
 def count_outputs(model: paddle.nn.Layer) -> int:
@@ -180,6 +193,8 @@ def train(cfg: Config, opts: TrainOptions) -> TrainState:
     if batches_per_epoch(len(train_ds), batch_size, world, rank) == 0:
         raise ConfigError(f"{cfg.path}: batch_size {batch_size} x {world} rank(s) is larger than the train set "
                           f"({len(train_ds)} images)")
+    if opts.finetune_from is not None and resume_state is None:
+        finetune_from(model, opts.finetune_from)
     scheduler = cfg.build("lr_scheduler", iters=iters)
     optimizer = cfg.build("optimizer")(model.parameters(), learning_rate=scheduler)
 
