@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 from paddleseg.core.predict import PredictSettings, build_transforms, predict, transform_configs
 from paddleseg.cvlibs import Config
 from paddleseg.utils.checkpoint import load_entire_model
-from paddleseg.utils.cli import add_common_arguments, run, setup_logging
+from paddleseg.utils.cli import add_common_arguments, add_inference_arguments, run, setup_logging
 from paddleseg.utils.device import set_device
 from paddleseg.utils.visualize import get_palette
 
@@ -24,20 +24,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--model_path", required=True, help="model.pdparams (ours or a released checkpoint)")
     p.add_argument("--image_path", required=True, help="an image, a folder (searched recursively) or a list file")
     p.add_argument("--save_dir", default="output/result")
-    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    p.add_argument("--aug_pred", action="store_true", help="multi-scale and flip test-time augmentation")
-    p.add_argument("--scales", type=float, nargs="+", default=[1.0])
-    p.add_argument("--flip_horizontal", action="store_true")
-    p.add_argument("--flip_vertical", action="store_true")
-    p.add_argument("--is_slide", action="store_true", help="sliding-window inference")
-    p.add_argument("--crop_size", type=int, nargs=2, metavar=("W", "H"))
-    p.add_argument("--stride", type=int, nargs=2, metavar=("W", "H"))
+    add_inference_arguments(p, "--aug_pred")
     p.add_argument("--custom_color", type=int, nargs="+", help="palette override: r g b r g b ...")
     p.add_argument("--save_label", action="store_true", help="also write raw train-id PNGs (label/)")
     p.add_argument("--label_ids", action="store_true",
                    help="also write Cityscapes label-id PNGs (label_ids/) for the test server")
     p.add_argument("--opts", nargs="+", default=[], help="config overrides key.sub=value")
-    p.add_argument("--cpu_threads", type=int, help="CPU math threads (default: all cores)")
     add_common_arguments(p)
     args = p.parse_args(argv)
     if args.is_slide and (args.crop_size is None or args.stride is None):

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from paddleseg.utils.cli import add_common_arguments, run, setup_logging
+from paddleseg.utils.cli import add_common_arguments, add_inference_arguments, run, setup_logging
 
 logger = logging.getLogger("val")
 
@@ -24,16 +24,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--model_path", required=True, type=Path, help="checkpoint folder or .pdparams file")
     p.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE")
     p.add_argument("--num_workers", type=int, default=0)
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
-    p.add_argument("--cpu_threads", type=int, help="CPU math threads (default: all cores)")
-    p.add_argument("--aug_eval", action="store_true", help="multi-scale and flip averaging")
-    p.add_argument("--scales", type=float, nargs="+", default=[1.0])
-    p.add_argument("--flip_horizontal", action="store_true")
-    p.add_argument("--flip_vertical", action="store_true")
-    p.add_argument("--is_slide", action="store_true", help="predict in sliding windows")
-    p.add_argument("--crop_size", type=int, nargs=2, metavar=("W", "H"))
-    p.add_argument("--stride", type=int, nargs=2, metavar=("W", "H"))
+    add_inference_arguments(p, "--aug_eval")
     p.add_argument("--json", type=Path, help="also write the scores as JSON here")
     add_common_arguments(p)
     return p.parse_args(argv)

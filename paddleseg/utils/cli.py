@@ -25,6 +25,20 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors too")
 
 
+def add_inference_arguments(parser: argparse.ArgumentParser, aug_flag: str) -> None:
+    """Test-time augmentation and sliding-window options of val.py (``--aug_eval``) and predict.py
+    (``--aug_pred``), plus device and CPU threads."""
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--cpu_threads", type=int, help="CPU math threads (default: all cores)")
+    parser.add_argument(aug_flag, action="store_true", help="multi-scale (--scales) and flip averaging")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--flip_horizontal", action="store_true")
+    parser.add_argument("--flip_vertical", action="store_true")
+    parser.add_argument("--is_slide", action="store_true", help="predict in sliding windows")
+    parser.add_argument("--crop_size", type=int, nargs=2, metavar=("W", "H"), help="sliding window size")
+    parser.add_argument("--stride", type=int, nargs=2, metavar=("W", "H"), help="sliding window stride")
+
+
 def setup_logging(log_file: Optional[Path] = None, level: int = logging.INFO) -> None:
     """Log to stderr and, if given, to ``log_file`` (appending). Idempotent."""
     root = logging.getLogger()
