@@ -129,3 +129,17 @@ def test_export_script_writes_onnx_and_static_model(tmp_path, monkeypatch):
     result = ExportResult(tmp_path, tmp_path / "model.json", tmp_path / "model.pdiparams", tmp_path / "deploy.yaml",
                           tmp_path / "model.onnx")
     assert rel(onnx_runtime(result, x), paddle_inference(result, x)) <= 1e-4
+
+
+def test_onnx_prelu_nodes_become_exact_leaky_relus(tmp_path):
+    import onnx
+
+    model = small_model()
+    result = export_model(model, tmp_path, transforms=[{"type": "Normalize"}], num_classes=19, output_op="none",
+                          onnx=True)
+    ops = [node.op_type for node in onnx.load(str(result.onnx_file)).graph.node]
+    assert "PRelu" not in ops and ops.count("LeakyRelu") >= 40
+    x = np.random.default_rng(2).standard_normal((1, 3, 45, 61)).astype("float32")
+    with paddle.no_grad():
+        ref = model(paddle.to_tensor(x))[0].numpy()
+    assert rel(onnx_runtime(result, x), ref) < 1e-5

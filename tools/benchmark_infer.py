@@ -72,8 +72,9 @@ def ours(scale: float, shape: Sequence[int], warmup: int, repeats: int, threads:
 
     from paddleseg.core.export import export_model
     from paddleseg.models import ESPNetV2
+    from paddleseg.utils.device import set_device
 
-    paddle.set_device("cpu")
+    set_device("cpu", threads)  # explicitly: paddle may have been imported (OMP_NUM_THREADS=1) before main()
     model = ESPNetV2(19, scale=scale, drop_prob=0.0)
     model.eval()
     x = np.random.default_rng(0).standard_normal(shape).astype("float32")

@@ -179,4 +179,34 @@ def export_onnx(model_file: Path, params_file: Path, onnx_file: Path, opset: int
                        enable_onnx_checker=True, verbose=False)
     if not onnx_file.is_file():
         raise RuntimeError(f"paddle2onnx did not write {onnx_file}")
-    logger.info("ONNX model (opset %d): %s", opset, onnx_file)
+    rewritten = prelu_to_leaky_relu(onnx_file)
+    logger.info("ONNX model (opset %d): %s (%d PRelu nodes as LeakyRelu)", opset, onnx_file, rewritten)
+
+
+def prelu_to_leaky_relu(onnx_file: Path) -> int:
+    """Rewrite every ``PRelu`` whose slope is a constant with one repeated value as ``LeakyRelu``
+    with that value: the same ``x if x >= 0 else alpha * x``, but ONNX Runtime runs LeakyRelu
+    vectorised, while its broadcasting PRelu took ~40% of the model's run time. Returns the count."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(onnx_file))
+    graph = model.graph
+    constants = {init.name: init for init in graph.initializer}
+    rewritten = 0
+    for i, node in enumerate(graph.node):
+        if node.op_type != "PRelu" or node.input[1] not in constants:
+            continue
+        slope = numpy_helper.to_array(constants[node.input[1]]).ravel()
+        if slope.size == 0 or not (slope == slope[0]).all():
+            continue
+        graph.node[i].CopyFrom(helper.make_node("LeakyRelu", [node.input[0]], list(node.output), name=node.name,
+                                                alpha=float(slope[0])))
+        rewritten += 1
+    used = {name for node in graph.node for name in node.input}
+    unused = [init for init in graph.initializer if init.name not in used]
+    for init in unused:
+        graph.initializer.remove(init)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(onnx_file))
+    return rewritten
