@@ -124,8 +124,10 @@ def set_threads(kind: str, threads: int) -> None:
 
     if kind == "ours":
         from paddleseg.utils.device import set_device
+        from paddleseg.utils.memory import keep_freed_memory
 
         set_device("cpu", threads or None)
+        keep_freed_memory()  # as train() does
     elif threads:
         paddle.base.core.set_num_threads(threads)
 

@@ -25,6 +25,7 @@ from paddleseg.errors import CheckpointError, ConfigError, UserError
 from paddleseg.losses import compute_losses
 from paddleseg.utils.device import check_precision, set_device
 from paddleseg.utils.distributed import check_peers, start_watchdog
+from paddleseg.utils.memory import keep_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ def train(cfg: Config, opts: TrainOptions) -> TrainState:
     world, rank = paddle.distributed.get_world_size(), paddle.distributed.get_rank()
     check_precision(opts.precision, opts.device)
     set_device(opts.device, opts.cpu_threads)
+    keep_freed_memory()
     save_dir = Path(opts.save_dir)
     # nothing is written before the resume checkpoint is known to be good
     resume_state = checkpoints.read_train_state(opts.resume_model) if opts.resume_model else None

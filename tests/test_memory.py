@@ -1,0 +1,22 @@
+from paddleseg.utils import memory
+
+
+def test_keep_freed_memory_raises_glibcs_thresholds(monkeypatch):
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, option, value):
+            calls.append((option, value))
+            return 1
+
+    monkeypatch.setattr(memory.ctypes, "CDLL", lambda name: FakeLibc())
+    assert memory.keep_freed_memory() is True
+    assert calls == [(-3, 1 << 30), (-1, 2 << 30)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+
+
+def test_keep_freed_memory_is_a_no_op_without_glibc(monkeypatch):
+    def no_libc(name):
+        raise OSError("not here")
+
+    monkeypatch.setattr(memory.ctypes, "CDLL", no_libc)
+    assert memory.keep_freed_memory() is False
