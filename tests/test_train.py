@@ -127,3 +127,13 @@ def test_visualdl_scalars_are_written_with_use_vdl(tmp_path, tiny_cityscapes):
     (miou,) = reader.get_data("scalar", "Evaluate/mIoU")
     assert miou.id == 3 and miou.value == pytest.approx(state.best_miou, abs=1e-6)
     assert [x.id for x in reader.get_data("scalar", "Train/loss_main")] == [1, 2, 3]
+
+
+def test_counting_the_model_outputs_leaves_its_batchnorm_statistics_alone():
+    from paddleseg.models import ESPNetV2
+
+    model = ESPNetV2(num_classes=19, scale=0.5)
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    assert train_module.count_outputs(model) == 2
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), before[k], err_msg=k)

@@ -6,6 +6,7 @@ Iteration ``i`` (1-based) of a run is fully determined by the seed: its batch is
 generator is re-seeded from (seed, i). So a run resumed from ``iter_N`` continues exactly as the
 uninterrupted run would have.
 """
+import copy
 import logging
 import math
 import os
@@ -94,10 +95,12 @@ def finetune_from(model: paddle.nn.Layer, path: Path) -> None:
 
 
 def count_outputs(model: paddle.nn.Layer) -> int:
-    """How many outputs the model returns in training mode (main + auxiliary), from a tiny input."""
-    model.train()
+    """How many outputs the model returns in training mode (main + auxiliary), from a tiny input to
+    a copy (a training-mode pass would move the model's BatchNorm statistics)."""
+    probe = copy.deepcopy(model)
+    probe.train()
     with paddle.no_grad():
-        return len(model(paddle.zeros([1, 3, 64, 64])))
+        return len(probe(paddle.zeros([1, 3, 64, 64])))
 
 
 def batches_per_epoch(num_samples: int, batch_size: int, world: int, rank: int) -> int:
