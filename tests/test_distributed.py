@@ -82,9 +82,10 @@ def test_a_rank_killed_outright_stops_the_job_naming_it(tmp_path, tiny_cityscape
            "--skip_data_check"]
     started = time.monotonic()
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=180)
-    output = done.stdout + done.stderr
     assert done.returncode != 0
-    assert re.search(r"error: rank 1 \(pid \d+\) exited without an error report", output), output[-3000:]
-    assert worker_log(tmp_path, 0).count("exited without an error report") == 1  # said once (the launcher
-    # repeats rank 0's log tail in its "ERROR LOG DETAIL" section)
+    log = worker_log(tmp_path, 0)
+    assert re.search(r"error: rank 1 \(pid \d+\) exited without an error report", log), log[-3000:]
+    # rank 0's log says it once (the launcher's output may or may not show it: gloo can abort rank 0
+    # within milliseconds of rank 1's sockets closing, before the launcher reads the log again)
+    assert worker_log(tmp_path, 0).count("exited without an error report") == 1
     assert time.monotonic() - started < 60

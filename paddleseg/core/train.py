@@ -25,7 +25,7 @@ from paddleseg.datasets.loader import DEFAULT_TIMEOUT, EpochBatchSampler, build_
 from paddleseg.errors import CheckpointError, ConfigError, UserError
 from paddleseg.losses import compute_losses
 from paddleseg.utils.device import check_precision, set_device
-from paddleseg.utils.distributed import check_peers, start_watchdog
+from paddleseg.utils.distributed import start_watchdog
 from paddleseg.utils.memory import keep_freed_memory
 
 logger = logging.getLogger(__name__)
@@ -296,7 +296,6 @@ def step(model, optimizer, scaler, losses: Dict, batch: Dict) -> List[float]:
     if not all(math.isfinite(v) for v in values):
         optimizer.clear_grad()
         return values
-    check_peers()  # a vanished rank would make the gradient all-reduce abort with no word of why
     if scaler is not None:
         scaler.scale(total).backward()
         scaler.step(optimizer)

@@ -1,26 +1,26 @@
-"""Making a failed rank's error visible in the main output of ``paddle.distributed.launch``.
+"""Making a failed rank's error visible, and stopping the whole job, under ``paddle.distributed.launch``.
 
 The launcher shows rank 0's output; when another rank fails, rank 0 only sees its collective
-operations break (a gloo/NCCL abort many lines long). So a failing rank writes its one-line error to
-``$PADDLE_LOG_DIR/failed_rank_<N>.txt`` before it exits, and every rank runs a watchdog thread that
-prints such a file as soon as it appears and ends its own process, so the whole job stops at once,
-non-zero, naming the rank and its error.
+operations break (a gloo/NCCL abort many lines long), or hangs in them. So:
 
-A rank killed outright (SIGKILL, the out-of-memory killer) writes no report. So every rank also
-records its PID there (``rank_<N>.pid``, tagged with the job's master endpoint so files of earlier
-jobs are ignored), and the watchdog, and :func:`check_peers` before each collective step, stop the
-job naming a local rank whose process has vanished. Ranks on other machines are not visible this way;
-their loss still ends the job, through the collective's own error.
+- a rank that fails writes its one-line error to ``$PADDLE_LOG_DIR/failed_rank_<N>.txt`` before it
+  exits (:func:`report_failure`, called by :func:`paddleseg.utils.cli.run`);
+- every rank records its PID there (``rank_<N>.pid``) and removes it when it exits normally, so a
+  PID file left behind by a dead process means it was killed (out of memory) or crashed;
+- every rank starts a small monitor process (:mod:`paddleseg.utils.peer_monitor`) that notices either
+  at once, writes one line naming the rank into its own rank's log, and stops its rank.
+
+Files carry the job's master endpoint, so those of an earlier job in the same log folder are ignored.
+Ranks on other machines are visible only through their failure reports (a shared log folder) or the
+collective's own error.
 """
+import atexit
 import os
+import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Optional
-
-EXIT_PEER_FAILED = 3
-_POLL_SECONDS = 0.05
 
 
 def launched_rank() -> Optional[int]:
@@ -35,79 +35,40 @@ def _log_dir() -> Optional[Path]:
     return Path(value) if value else None
 
 
+def _job() -> str:
+    return os.environ.get("PADDLE_MASTER", "")
+
+
+def _write_tagged(path: Path, body: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(f"{_job()}\n{body.strip()}\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def report_failure(message: str, linger: float = 1.0) -> None:
     """Record this rank's fatal error for the others (no-op outside a multi-rank launch)."""
     rank, log_dir = launched_rank(), _log_dir()
     if rank is None or log_dir is None:
         return
     try:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        (log_dir / f"failed_rank_{rank}.txt").write_text(message.strip() + "\n", encoding="utf-8")
+        _write_tagged(log_dir / f"failed_rank_{rank}.txt", message)
     except OSError:
         return
-    time.sleep(linger)  # let the watchdogs report before our exit breaks their collectives
+    time.sleep(linger)  # let the monitors report before our exit breaks their collectives
 
 
-def _job() -> str:
-    return os.environ.get("PADDLE_MASTER", "")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:  # a zombie has exited
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
-
-
-_stopping = threading.Lock()
-
-
-def _stop(message: str) -> None:
-    if _stopping.acquire(blocking=False):  # the watchdog and the main thread may both notice
-        print(f"error: {message}", file=sys.stderr, flush=True)
-        os._exit(EXIT_PEER_FAILED)
-    time.sleep(60)  # the other one is exiting the process
-
-
-def check_peers() -> None:
-    """Stop this process if another rank of this job reported a failure or its process vanished."""
+def start_watchdog() -> Optional[subprocess.Popen]:
+    """In a multi-rank launch: record this rank's PID and start its monitor (module docstring)."""
     rank, log_dir = launched_rank(), _log_dir()
     if rank is None or log_dir is None:
-        return
-    for report in sorted(log_dir.glob("failed_rank_*.txt")):
-        failed = report.stem.rsplit("_", 1)[-1]
-        if failed != str(rank):
-            text = report.read_text(encoding="utf-8", errors="replace").strip()
-            _stop(f"rank {failed} failed: {text} (its full log: {log_dir / f'workerlog.{failed}'}); "
-                  f"rank {rank} stops too")
-    for pid_file in sorted(log_dir.glob("rank_*.pid")):
-        peer = pid_file.stem.split("_", 1)[-1]
-        try:
-            pid, job = pid_file.read_text(encoding="utf-8").split(maxsplit=1)
-        except (OSError, ValueError):
-            continue
-        if peer != str(rank) and job.strip() == _job() and not _alive(int(pid)):
-            _stop(f"rank {peer} (pid {pid}) exited without an error report: killed (out of memory?) or crashed; "
-                  f"its log: {log_dir / f'workerlog.{peer}'}; rank {rank} stops too")
-
-
-def start_watchdog() -> None:
-    """In a multi-rank launch, exit this process as soon as another rank has failed (see module doc)."""
-    rank, log_dir = launched_rank(), _log_dir()
-    if rank is None or log_dir is None:
-        return
-    for stale in log_dir.glob("failed_rank_*.txt"):  # from an earlier job in the same log dir
-        if stale.stat().st_mtime < time.time() - 1:
-            stale.unlink(missing_ok=True)
+        return None
+    pid_file = log_dir / f"rank_{rank}.pid"
     try:
-        (log_dir / f"rank_{rank}.pid").write_text(f"{os.getpid()} {_job()}\n", encoding="utf-8")
+        _write_tagged(pid_file, str(os.getpid()))
     except OSError:
-        pass
-
-    def watch():
-        while True:
-            check_peers()
-            time.sleep(_POLL_SECONDS)
-
-    threading.Thread(target=watch, name="peer-failure-watchdog", daemon=True).start()
+        return None
+    atexit.register(pid_file.unlink, missing_ok=True)  # a normal exit is not a vanished rank
+    monitor = Path(__file__).with_name("peer_monitor.py")
+    return subprocess.Popen([sys.executable, str(monitor), str(log_dir), str(rank), _job(), str(os.getpid())],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=None)

@@ -1,0 +1,80 @@
+"""The watchdog process of one rank of a multi-process job (started by
+:func:`paddleseg.utils.distributed.start_watchdog`).
+
+    python peer_monitor.py LOG_DIR RANK JOB PARENT_PID
+
+It watches ``LOG_DIR`` (the launcher's log folder) for another rank of the same job that reported a
+failure (``failed_rank_<N>.txt``) or whose process vanished without one (its ``rank_<N>.pid`` left
+behind: killed, out of memory). It then prints one line naming that rank into this rank's log and
+stops this rank, so the whole job ends at once. It is a separate process that imports only the
+standard library, so it starts in milliseconds, and it outlives this rank if the collective backend
+aborts it first (gloo aborts a rank within milliseconds of a peer's socket closing), so the log
+still says why. It exits when its rank exits.
+"""
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+POLL_SECONDS = 0.05
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:  # a zombie has exited
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def read_tagged(path: Path, job: str) -> Optional[str]:
+    """The body of a ``JOB\\nbody`` file of this job, or None (missing, or an earlier job's)."""
+    try:
+        tag, _, body = path.read_text(encoding="utf-8", errors="replace").partition("\n")
+    except OSError:
+        return None
+    return body.strip() if tag == job else None
+
+
+def find_failure(log_dir: Path, rank: str, job: str) -> Optional[str]:
+    for report in sorted(log_dir.glob("failed_rank_*.txt")):
+        failed = report.stem.rsplit("_", 1)[-1]
+        message = read_tagged(report, job)
+        if failed != rank and message is not None:
+            return f"rank {failed} failed: {message} (its full log: {log_dir / f'workerlog.{failed}'})"
+    for pid_file in sorted(log_dir.glob("rank_*.pid")):
+        peer = pid_file.stem.split("_", 1)[-1]
+        pid = read_tagged(pid_file, job)
+        if peer == rank or pid is None or not pid.isdigit() or alive(int(pid)):
+            continue
+        if any(read_tagged(log_dir / f"{kind}_rank_{peer}.txt", job) is not None for kind in ("failed", "stopped")):
+            continue  # it said why, or was stopped because of another rank
+        if read_tagged(pid_file, job) is None:  # removed meanwhile: it exited normally
+            continue
+        return (f"rank {peer} (pid {pid}) exited without an error report: killed (out of memory?) or crashed; "
+                f"its log: {log_dir / f'workerlog.{peer}'}")
+    return None
+
+
+def main(argv) -> int:
+    log_dir, rank, job, parent = Path(argv[0]), argv[1], argv[2], int(argv[3])
+    while True:
+        message = find_failure(log_dir, rank, job)
+        if message is not None:
+            try:
+                (log_dir / f"stopped_rank_{rank}.txt").write_text(f"{job}\n{message}\n", encoding="utf-8")
+            except OSError:
+                pass
+            print(f"error: {message}; rank {rank} stops too", file=sys.stderr, flush=True)
+            if alive(parent):
+                os.kill(parent, signal.SIGKILL)
+            return 3
+        if not alive(parent):
+            return 0
+        time.sleep(POLL_SECONDS)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
