@@ -93,9 +93,11 @@ def _rss_mb():
 
 @pytest.mark.slow
 def test_evaluation_memory_stays_flat_over_full_size_images():
-    """Each image's counts go into one int64 matrix and the image is dropped. After paddle's allocator
-    has warmed up (its pools grow over the first ~15 images, measured), 20 more full-size images (each
-    24 MB of image, 16 MB of label, 150 MB of float logits) add no memory (measured: 0 MB)."""
+    """Each image's counts go into one int64 matrix and the image is dropped. The allocator's pools
+    grow over the first 15-25 images and then stay flat (measured: 401, 497, 537, 537, 537 MB after
+    5, 15, 25, 35, 45 images), so 20 more images may add up to ~140 MB of that warm-up, while keeping
+    anything per image would add far more: 320 MB for the labels alone (16 MB each), 3 GB for the
+    logits (150 MB each)."""
     paddle.seed(0)
     model = paddle.nn.Conv2D(3, 19, 1)  # a stand-in model: the point is the evaluation loop
     model.forward_orig = model.forward
@@ -105,4 +107,4 @@ def test_evaluation_memory_stays_flat_over_full_size_images():
     result = evaluate(model, _FullSizeImages(20), progress=False)
     growth = _rss_mb() - before
     assert result.matrix.sum() == 20 * 1024 * 2048
-    assert growth < 50, f"memory grew by {growth:.0f} MB over 20 more images"
+    assert growth < 200, f"memory grew by {growth:.0f} MB over 20 more images"

@@ -21,17 +21,19 @@ logger = logging.getLogger(__name__)
 def evaluate(model: paddle.nn.Layer, dataset, *, num_workers: int = 0, aug_eval: bool = False,
              scales: Sequence[float] = (1.0,), flip_horizontal: bool = False, flip_vertical: bool = False,
              is_slide: bool = False, crop_size: Optional[Sequence[int]] = None, stride: Optional[Sequence[int]] = None,
-             precision: str = "fp32", progress: bool = True, use_shared_memory: bool = True) -> ConfusionMatrix:
+             precision: str = "fp32", progress: bool = True, use_shared_memory: bool = True,
+             all_ranks: bool = False) -> ConfusionMatrix:
     """Predict every image of ``dataset`` (batch 1, full size) and accumulate the confusion matrix.
 
     ``aug_eval`` turns on multi-scale (``scales``) and flip averaging; ``is_slide`` predicts in
-    ``crop_size`` windows moved by ``stride`` (both [width, height]). With several ranks each
-    evaluates its shard and the matrices are summed.
+    ``crop_size`` windows moved by ``stride`` (both [width, height]). ``all_ranks``: every rank of a
+    multi-process job calls this, evaluates its shard, and the matrices are summed; otherwise (as
+    in training, where rank 0 alone evaluates) this process evaluates the whole set.
     """
     if not aug_eval:
         scales, flip_horizontal, flip_vertical = (1.0,), False, False
     scales = [scales] if isinstance(scales, (int, float)) else list(scales)
-    world, rank = paddle.distributed.get_world_size(), paddle.distributed.get_rank()
+    world, rank = (paddle.distributed.get_world_size(), paddle.distributed.get_rank()) if all_ranks else (1, 0)
     loader = build_dataloader(dataset, 1, shuffle=False, drop_last=False, num_workers=num_workers,
                               num_replicas=world, rank=rank, use_shared_memory=use_shared_memory)
     matrix = ConfusionMatrix(dataset.num_classes, dataset.ignore_index)
@@ -68,7 +70,10 @@ def evaluate_checkpoint(cfg, model_path, *, device: str = "cpu", num_workers: in
     dataset = cfg.build("val_dataset")
     model = cfg.model
     load_entire_model(model, model_path)
-    matrix = evaluate(model, dataset, num_workers=num_workers, precision=precision, **options)
+    world = paddle.distributed.get_world_size()
+    if world > 1:
+        paddle.distributed.init_parallel_env()
+    matrix = evaluate(model, dataset, num_workers=num_workers, precision=precision, all_ranks=world > 1, **options)
     names = CITYSCAPES_CLASSES if dataset.num_classes == len(CITYSCAPES_CLASSES) else None
     iou = matrix.iou()
     return {"miou": matrix.miou(), "acc": matrix.pixel_accuracy(), "kappa": matrix.kappa(),
