@@ -170,3 +170,18 @@ def test_both_reference_configs_load_unchanged(name, model_type):
     assert len(weights) == 19 and weights[0] == pytest.approx(2.79834108)
     assert type(cfg.model).__name__ == model_type
     assert len(cfg.loss["types"]) == 2  # one weighted CE for each of the two outputs
+
+
+def test_paddleseg_style_properties_build_each_section_once(tmp_path, tiny_cityscapes):
+    import paddle
+
+    from conftest import write_train_config
+
+    cfg = Config(write_train_config(tmp_path / "cfg.yml", tiny_cityscapes))
+    assert cfg.train_dataset is cfg.train_dataset and len(cfg.train_dataset) == 8
+    assert cfg.val_dataset.mode == "val" and len(cfg.val_dataset) == 4
+    assert cfg.lr_scheduler is cfg.lr_scheduler and cfg.lr_scheduler() == pytest.approx(0.005)
+    optimizer = cfg.optimizer
+    assert isinstance(optimizer, paddle.optimizer.Adam) and optimizer is cfg.optimizer
+    assert optimizer._parameter_list[0] is cfg.model.parameters()[0]  # the model's own parameters
+    assert optimizer._learning_rate is cfg.lr_scheduler

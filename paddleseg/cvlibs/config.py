@@ -293,6 +293,27 @@ class Config:
         return self.build("model")
 
     @property
+    def train_dataset(self):
+        return self.build("train_dataset")
+
+    @property
+    def val_dataset(self):
+        return self.build("val_dataset")
+
+    @property
+    def lr_scheduler(self):
+        """The schedule, decaying over ``iters`` unless its config says otherwise."""
+        return self.build("lr_scheduler", iters=self.iters)
+
+    @property
+    def optimizer(self):
+        """The optimizer of :attr:`model`'s parameters, driven by :attr:`lr_scheduler`."""
+        if "optimizer_built" not in self._built:
+            factory = self.build("optimizer")
+            self._built["optimizer_built"] = factory(self.model.parameters(), learning_rate=self.lr_scheduler)
+        return self._built["optimizer_built"]
+
+    @property
     def loss(self) -> Dict[str, list]:
         """``{'types': [built losses], 'coef': [...]}``, one loss per coefficient (a single type is
         shared by all, PaddleSeg's convention)."""
