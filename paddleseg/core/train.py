@@ -200,8 +200,7 @@ def train(cfg: Config, opts: TrainOptions) -> TrainState:
                           f"({len(train_ds)} images)")
     if opts.finetune_from is not None and resume_state is None:
         finetune_from(model, opts.finetune_from)
-    scheduler = cfg.build("lr_scheduler", iters=iters)
-    optimizer = cfg.build("optimizer")(model.parameters(), learning_rate=scheduler)
+    scheduler, optimizer = cfg.lr_scheduler, cfg.optimizer
 
     state = TrainState(iter=0, seed=opts.seed, batch_size=batch_size, world_size=world)
     if resume_state is not None:
