@@ -1,6 +1,5 @@
 """predict.py / paddleseg.core.predict: agreement with upstream's prediction on the fixture, any
 image size, mirrored output tree, grey and RGBA inputs, unreadable files skipped with exit 1."""
-import sys
 
 import cv2
 import numpy as np
@@ -76,7 +75,6 @@ def test_folder_any_size_mirrored_tree_and_bad_file_gives_exit_1(tmp_path, predi
 
 
 def test_overlay_output_is_the_blend_of_photo_and_palette(tmp_path, predict_main, small_weights):
-    from paddleseg.utils.visualize import get_palette
 
     image = np.random.default_rng(1).integers(0, 255, (24, 40, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "x.png"), image)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import paddle
 from prettytable import PrettyTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

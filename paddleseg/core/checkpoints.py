@@ -157,11 +157,15 @@ def save_best(save_dir: PathLike, model: paddle.nn.Layer, miou: float, iteration
     return final
 
 
+def checkpoint_folder(path: PathLike) -> Path:
+    """A checkpoint given as its folder or as its ``model.pdparams``: the folder."""
+    path = Path(path)
+    return path.parent if path.is_file() and path.name == MODEL_FILE else path
+
+
 def read_train_state(folder: PathLike) -> TrainState:
     """The verified state of a checkpoint folder; :class:`CheckpointError` says what is wrong."""
-    folder = Path(folder)
-    if folder.is_file() and folder.name == MODEL_FILE:
-        folder = folder.parent
+    folder = checkpoint_folder(folder)
     if not folder.exists():
         raise CheckpointError(f"{folder}: checkpoint not found")
     if not folder.is_dir():
@@ -193,7 +197,7 @@ def load_checkpoint(folder: PathLike, model: paddle.nn.Layer, optimizer: paddle.
     from paddleseg.utils.checkpoint import load_entire_model, read_state_dict
 
     state = read_train_state(folder)
-    folder = Path(folder) if Path(folder).is_dir() else Path(folder).parent
+    folder = checkpoint_folder(folder)
     load_entire_model(model, folder / MODEL_FILE, strict=True)
     try:
         restore_optimizer_state(model, optimizer, read_state_dict(folder / OPT_FILE))

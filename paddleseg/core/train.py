@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
-import numpy as np
 import paddle
 
 from paddleseg.core import checkpoints
@@ -164,6 +163,10 @@ def loss_terms_names(count: int) -> List[str]:
     return ["loss_main"] + [f"loss_aux{i}" for i in range(1, count)]
 
 
+def format_terms(names: List[str], values: List[float]) -> str:
+    return ", ".join(f"{n}={v}" for n, v in zip(names, values))
+
+
 # ------------------------------------------------------------------------------------------------
 # the loop
 # ------------------------------------------------------------------------------------------------
@@ -246,7 +249,7 @@ def train(cfg: Config, opts: TrainOptions) -> TrainState:
             values = step(train_model, optimizer, scaler, losses, batch)
             if not all(math.isfinite(v) for v in values):
                 raise TrainingDiverged(
-                    f"iteration {iteration}: the loss is not finite ({', '.join(f'{n}={v}' for n, v in zip(names, values))});"
+                    f"iteration {iteration}: the loss is not finite ({format_terms(names, values)});"
                     f" no checkpoint of these weights was saved. Last good checkpoint: {last_good or 'none'}. "
                     f"Lower the learning rate or check the data of this batch: {batch['img_path']}")
             lr = optimizer.get_lr()
@@ -265,7 +268,7 @@ def train(cfg: Config, opts: TrainOptions) -> TrainState:
                 if not all_finite(model):  # a finite loss whose update overflowed the weights
                     raise TrainingDiverged(
                         f"iteration {iteration}: the weights are not finite after the update "
-                        f"({', '.join(f'{n}={v}' for n, v in zip(names, values))}); no checkpoint of them was "
+                        f"({format_terms(names, values)}); no checkpoint of them was "
                         f"saved. Last good checkpoint: {last_good or 'none'}. Lower the learning rate")
                 last_good = save_and_evaluate(cfg, model, optimizer, state, val_ds, opts, vdl, rank) or last_good
             tick = time.perf_counter()

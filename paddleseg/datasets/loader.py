@@ -18,6 +18,7 @@ import numpy as np
 import paddle
 
 from paddleseg.errors import DatasetError, UserError
+from paddleseg.utils.peer_monitor import alive
 
 DEFAULT_TIMEOUT = 120  # seconds the training loop waits for one batch from the workers
 SHM_HINT = ("a DataLoader worker failed; if this is a bus error or a shared-memory error (common in Docker, "
@@ -143,19 +144,6 @@ class WatchedDataset:
         return sample
 
 
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a dead worker not yet reaped by paddle is a zombie, state Z)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-            return True
-        except OSError:
-            return False
-
-
 def sample_path(dataset, index: int) -> str:
     file_list = getattr(dataset, "file_list", None)
     return str(file_list[index][0]) if file_list else f"sample {index}"
@@ -227,7 +215,7 @@ class DataLoader:
 
     def _kill_stuck(self) -> None:
         """Kill the workers still stuck on a sample: paddle joins its workers without a time limit."""
-        stuck = [pid for _, _, pid in self.watch.busy() if process_alive(pid)]
+        stuck = [pid for _, _, pid in self.watch.busy() if alive(pid)]
         for pid in stuck:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -250,7 +238,7 @@ class DataLoader:
             return RuntimeError(f"a data-loader worker failed on {sample_path(self.dataset, index)}:\n{message}")
         busy = self.watch.busy()
         named = "; ".join(f"{sample_path(self.dataset, i)} (sample {i}, {age:.0f} s)" for i, age, _ in busy)
-        if timed_out and all(process_alive(pid) for _, _, pid in busy):
+        if timed_out and all(alive(pid) for _, _, pid in busy):
             return DatasetError(f"no batch from the data-loader workers for {self.timeout:g} s (--data_timeout); "
                                 f"stuck reading: {named or 'no sample (a worker may have stopped)'}")
         if busy:

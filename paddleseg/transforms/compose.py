@@ -1,5 +1,5 @@
 """Compose: a list of transforms applied to an (image, label) pair, ending in CHW float32 / int64."""
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 

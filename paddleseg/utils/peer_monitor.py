@@ -22,10 +22,20 @@ POLL_SECONDS = 0.05
 
 
 def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: a zombie (exited, not yet reaped; state Z) does not. Without
+    ``/proc`` (not Linux), whether a signal can be sent to it."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:  # a zombie has exited
+        with open(f"/proc/{pid}/stat", "rb") as f:
             return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):
+            return False  # /proc exists and the process is gone
     except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
         return False
 
 
