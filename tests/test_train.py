@@ -137,3 +137,22 @@ def test_counting_the_model_outputs_leaves_its_batchnorm_statistics_alone():
     assert train_module.count_outputs(model) == 2
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v.numpy(), before[k], err_msg=k)
+
+
+def test_resuming_with_more_iters_continues_the_longer_schedule_without_a_zero_lr_step(tmp_path, tiny_cityscapes,
+                                                                                         monkeypatch):
+    """A 4-iteration poly run ends at lr 0; resumed with --iters 8, iteration 5 trains at the 8-iteration
+    schedule's rate at iteration 4 (0.005 * (1 - 4/8) ** 0.9), not at 0."""
+    run(tmp_path, tiny_cityscapes, "short", opts=["iters=4"], save_interval=4)
+    seen = []
+    real_step = train_module.step
+
+    def spy(model, optimizer, *args):
+        seen.append(optimizer.get_lr())
+        return real_step(model, optimizer, *args)
+
+    monkeypatch.setattr(train_module, "step", spy)
+    run(tmp_path, tiny_cityscapes, "longer", opts=["iters=8"], save_interval=4,
+        resume_model=tmp_path / "short" / "iter_4")
+    expected = [0.005 * (1 - i / 8) ** 0.9 for i in range(4, 8)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-6)

@@ -17,8 +17,9 @@ from typing import Dict, Iterator, List, Optional
 
 import paddle
 
-from paddleseg.core import checkpoints
-from paddleseg.core.checkpoints import TrainState
+from paddleseg.checkpoint import training as checkpoints
+from paddleseg.checkpoint import TrainState
+from paddleseg.checkpoint.run_dir import AUTO, RunRecord, SaveDirLock, resolve
 from paddleseg.cvlibs import Config
 from paddleseg.datasets.loader import DEFAULT_TIMEOUT, EpochBatchSampler, build_dataloader
 from paddleseg.errors import CheckpointError, ConfigError, UserError
@@ -42,7 +43,7 @@ class TrainOptions:
     use_vdl: bool = False
     log_iters: int = 10
     save_interval: int = 1000
-    resume_model: Optional[Path] = None
+    resume_model: Optional[Path] = None  # a checkpoint folder, or Path("auto") (run_dir.AUTO)
     keep_checkpoint_max: int = 5
     num_workers: int = 0
     seed: int = 0
@@ -84,7 +85,7 @@ def check_data(*datasets) -> None:
 def finetune_from(model: paddle.nn.Layer, path: Path) -> None:
     """Start from ``path``'s weights where they fit (another class count, a released checkpoint) and
     say what was skipped; an error if nothing fits (a checkpoint of another model)."""
-    from paddleseg.utils.checkpoint import load_entire_model
+    from paddleseg.checkpoint import load_entire_model
 
     report = load_entire_model(model, path, strict=False)
     if not report.loaded:
@@ -171,20 +172,58 @@ def format_terms(names: List[str], values: List[float]) -> str:
 # the loop
 # ------------------------------------------------------------------------------------------------
 def train(cfg: Config, opts: TrainOptions) -> TrainState:
-    """Train ``cfg``'s model on its train set; returns the final training state."""
+    """Train ``cfg``'s model on its train set; returns the final training state.
+
+    Rank 0 holds ``save_dir``'s lock for the whole run (paddleseg/checkpoint/run_dir.py)."""
+    rank = paddle.distributed.get_rank()
+    resume = opts.resume_model
+    # nothing is written before the resume checkpoint is known to be good
+    resume_state = checkpoints.read_train_state(resume) if resume is not None and str(resume) != AUTO else None
+    lock = SaveDirLock(Path(opts.save_dir)) if rank == 0 else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        return _train(cfg, opts, resume_state)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def claim_save_dir(cfg: Config, opts: TrainOptions, rank: int, resume_state: Optional[TrainState]):
+    """This run's id and the checkpoint it resumes (None: from scratch); writes the run record. Nothing is
+    written before the folder is known to be this run's (paddleseg/checkpoint/run_dir.py)."""
+    save_dir, resume = Path(opts.save_dir), opts.resume_model
+    if rank != 0 and not (resume is not None and str(resume) == AUTO):
+        return None, resume  # only rank 0 writes; the others need to know what to load
+    claim = resolve(save_dir, resume, resume_state)
+    if rank == 0:
+        check_writable(save_dir)
+        record = RunRecord.read(save_dir) if not claim.new_record else None
+        (record or RunRecord(claim.run_id, time.strftime("%Y-%m-%d %H:%M:%S"), str(cfg.path))).write(save_dir)
+        from paddleseg.utils.cli import setup_logging
+        setup_logging(save_dir / "train.log")
+        if resume is not None and str(resume) == AUTO:
+            logger.info("--resume_model auto: %s", f"continuing run {claim.run_id} from {claim.resume_from}"
+                        if claim.resume_from else f"no checkpoint of run {claim.run_id} in {save_dir}; "
+                                                  f"starting from scratch")
+        for p in checkpoints.remove_partials(save_dir, claim.run_id):
+            logger.warning("removed %s, left by an interrupted save", p)
+    return claim.run_id, claim.resume_from
+
+
+def _train(cfg: Config, opts: TrainOptions, resume_state: Optional[TrainState]) -> TrainState:
     world, rank = paddle.distributed.get_world_size(), paddle.distributed.get_rank()
     check_precision(opts.precision, opts.device)
     set_device(opts.device, opts.cpu_threads)
     keep_freed_memory()
     save_dir = Path(opts.save_dir)
-    # nothing is written before the resume checkpoint is known to be good
-    resume_state = checkpoints.read_train_state(opts.resume_model) if opts.resume_model else None
-    if rank == 0:
-        check_writable(save_dir)
-        from paddleseg.utils.cli import setup_logging
-        setup_logging(save_dir / "train.log")
-        for p in checkpoints.remove_partials(save_dir):
-            logger.warning("removed %s, left by an interrupted save", p)
+    run_id, resume_from = claim_save_dir(cfg, opts, rank, resume_state)
+    if resume_from is not None and resume_state is None:  # found by --resume_model auto
+        resume_state = checkpoints.read_train_state(resume_from)
+    if resume_state is not None and resume_state.iter >= cfg.iters:
+        logger.info("%s is at iteration %d of %d: the run is finished, nothing to train", resume_from,
+                    resume_state.iter, cfg.iters)
+        return resume_state
 
     paddle.seed(opts.seed)
     model = cfg.model
@@ -205,16 +244,16 @@ def train(cfg: Config, opts: TrainOptions) -> TrainState:
         finetune_from(model, opts.finetune_from)
     scheduler, optimizer = cfg.lr_scheduler, cfg.optimizer
 
-    state = TrainState(iter=0, seed=opts.seed, batch_size=batch_size, world_size=world)
+    state = TrainState(iter=0, seed=opts.seed, batch_size=batch_size, world_size=world, run_id=run_id or "",
+                       iters=iters)
     if resume_state is not None:
-        state = checkpoints.load_checkpoint(opts.resume_model, model, optimizer)
+        state = checkpoints.load_checkpoint(resume_from, model, optimizer)
         if state.seed != opts.seed:
             logger.warning("resuming a run trained with --seed %d under --seed %d: the data order will differ",
                            state.seed, opts.seed)
-        logger.info("resumed from %s at iteration %d", opts.resume_model, state.iter)
-        if state.iter >= iters:
-            logger.info("the checkpoint is at iteration %d of %d: nothing to train", state.iter, iters)
-            return state
+        continue_schedule(scheduler, state, iters)
+        state.run_id, state.iters = run_id or "", iters
+        logger.info("resumed from %s at iteration %d", resume_from, state.iter)
 
     train_model = model
     if world > 1:
@@ -234,7 +273,7 @@ def train(cfg: Config, opts: TrainOptions) -> TrainState:
         shard = EpochBatchSampler(len(train_ds), batch_size, True, True, opts.seed, 0, 0, world, rank).indices()
         logger.info("rank %d/%d reads %d of %d training images per epoch; epoch 1 starts with %s", rank, world,
                     len(shard), len(train_ds), train_ds.file_list[shard[0]][0])
-    meter, last_good = Meter(), (checkpoints.latest_valid(save_dir) if rank == 0 else None)
+    meter, last_good = Meter(), (checkpoints.latest_valid(save_dir, state.run_id) if rank == 0 else None)
     batches = iterate_batches(train_ds, batch_size, state.iter, opts, world, rank)
     started = time.perf_counter()
     first_iter = state.iter + 1
@@ -284,6 +323,17 @@ def train(cfg: Config, opts: TrainOptions) -> TrainState:
     if world > 1:
         logger.info("rank %d trainable-parameter fingerprint: %s", rank, parameter_fingerprint(model))
     return state
+
+
+def continue_schedule(scheduler, state: TrainState, iters: int) -> None:
+    """After a resume, the learning rate of the next iteration is the schedule's value at
+    ``state.iter`` for *this* run's length. A checkpoint stores the rate it computed for its own
+    length (0 at the end of a finished poly decay); resuming with a larger ``--iters`` continues on
+    the longer schedule instead of training an iteration at that stale rate."""
+    if state.iters and state.iters != iters:
+        logger.info("the checkpoint's run was planned for %d iterations, this one for %d: the schedule continues "
+                    "as the %d-iteration one from iteration %d", state.iters, iters, iters, state.iter)
+    scheduler.last_lr = scheduler.get_lr()
 
 
 def step(model, optimizer, scaler, losses: Dict, batch: Dict) -> List[float]:
@@ -360,7 +410,7 @@ def save_and_evaluate(cfg: Config, model, optimizer, state: TrainState, val_ds, 
         if miou > state.best_miou:
             state.best_miou, state.best_iter = miou, state.iter
             checkpoints.save_best(save_dir, model, miou, state.iter, {"acc": result.pixel_accuracy(),
-                                                                       "kappa": result.kappa()})
+                                                                       "kappa": result.kappa()}, state.run_id)
         logger.info("[EVAL] best mIoU %.4f at iteration %d", state.best_miou, state.best_iter)
         if state.iter == cfg.iters:
             from paddleseg.utils.cityscapes_labels import CITYSCAPES_CLASSES
@@ -369,7 +419,7 @@ def save_and_evaluate(cfg: Config, model, optimizer, state: TrainState, val_ds, 
             logger.info("[EVAL] per-class results at iteration %d (mIoU %.4f):\n%s", state.iter, miou,
                         result.table(names))
     path = checkpoints.save_checkpoint(save_dir, model, optimizer, state)
-    for old in checkpoints.prune(save_dir, opts.keep_checkpoint_max):
+    for old in checkpoints.prune(save_dir, opts.keep_checkpoint_max, state.run_id):
         logger.info("removed old checkpoint %s (keep_checkpoint_max=%d)", old, opts.keep_checkpoint_max)
     logger.info("saved %s", path)
     return path

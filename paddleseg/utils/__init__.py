@@ -1,3 +1,1 @@
-from paddleseg.utils.checkpoint import load_entire_model
-
-__all__ = ["load_entire_model"]
+"""Helpers shared by the package: metrics, Cityscapes labels, visualisation, devices, the CLI."""

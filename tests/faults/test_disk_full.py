@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from paddleseg.core import checkpoints
+from paddleseg.checkpoint import training as checkpoints
 
 from conftest import write_train_config
 from fault_helpers import assert_user_error, hidden, run_script, run_with_fault, train_args

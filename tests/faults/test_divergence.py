@@ -8,7 +8,7 @@ import numpy as np
 import paddle
 import pytest
 
-from paddleseg.core import checkpoints
+from paddleseg.checkpoint import training as checkpoints
 from paddleseg.core import train as train_module
 from paddleseg.core.train import TrainingDiverged, TrainOptions, train
 from paddleseg.cvlibs import Config

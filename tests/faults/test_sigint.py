@@ -9,7 +9,7 @@ import time
 import paddle
 import pytest
 
-from paddleseg.core import checkpoints
+from paddleseg.checkpoint import training as checkpoints
 from paddleseg.core import train as train_module
 from paddleseg.core.train import TrainOptions, train
 from paddleseg.cvlibs import Config

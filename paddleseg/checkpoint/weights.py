@@ -1,5 +1,7 @@
 """Loading model weights: our checkpoints and both released ESPNetV2 formats, strictly by default.
 
+Every file is read with :func:`~paddleseg.checkpoint.safe_load.safe_load`, which cannot run code.
+
 Upstream PaddleSeg skips keys that are missing, unexpected or of the wrong shape with a warning, so a
 checkpoint for another scale or class count "loads" and silently evaluates random weights. Here any
 such key is an error that names it; ``strict=False`` (for fine-tuning with another number of
@@ -13,6 +15,7 @@ from typing import Dict, List, Tuple, Union
 import numpy as np
 import paddle
 
+from paddleseg.checkpoint.safe_load import safe_load
 from paddleseg.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -62,13 +65,10 @@ def resolve_weights_path(path: Union[str, Path]) -> Path:
 
 
 def read_state_dict(path: Union[str, Path]) -> Dict[str, np.ndarray]:
-    """Read a ``.pdparams`` file into ``{key: array}``, with a clear error for a bad file."""
+    """Read a ``.pdparams`` file into ``{key: array}`` without running code from it, with a clear
+    error for a bad or unsafe file."""
     path = resolve_weights_path(path)
-    try:
-        state = paddle.load(str(path))
-    except Exception as e:  # paddle raises many types for truncated or foreign files
-        raise CheckpointError(f"{path}: cannot be read as a Paddle checkpoint (truncated or corrupt?): "
-                              f"{type(e).__name__}: {e}") from e
+    state = safe_load(path)
     if not isinstance(state, dict) or not state:
         raise CheckpointError(f"{path}: holds no state dict (got {type(state).__name__})")
     return state

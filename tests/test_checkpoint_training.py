@@ -5,10 +5,12 @@ import numpy as np
 import paddle
 import pytest
 
-from paddleseg.core import checkpoints
-from paddleseg.core.checkpoints import TrainState
+from paddleseg.checkpoint import training as checkpoints
+from paddleseg.checkpoint import TrainState
 from paddleseg.errors import CheckpointError
 from paddleseg.models import ESPNetV2
+
+RUN = "20261123-120000-0123abcd"
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def test_save_and_load_round_trip_with_state(tmp_path, trained):
 def test_a_save_interrupted_by_an_exception_leaves_the_previous_checkpoint_and_no_partial(tmp_path, trained,
                                                                                          monkeypatch):
     model, opt = trained
-    checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=1, seed=0))
+    checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=1, seed=0, run_id=RUN))
     calls = []
 
     def failing_save(obj, path, *a, **k):
@@ -51,16 +53,16 @@ def test_a_save_interrupted_by_an_exception_leaves_the_previous_checkpoint_and_n
     real_save = paddle.save
     monkeypatch.setattr(paddle, "save", failing_save)
     with pytest.raises(KeyboardInterrupt):
-        checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=2, seed=0))
+        checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=2, seed=0, run_id=RUN))
     monkeypatch.setattr(paddle, "save", real_save)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["iter_1"]
     assert checkpoints.read_train_state(tmp_path / "iter_1").iter == 1
-    assert checkpoints.latest_valid(tmp_path) == tmp_path / "iter_1"
+    assert checkpoints.latest_valid(tmp_path, RUN) == tmp_path / "iter_1"
 
 
 def test_a_full_disk_is_a_clear_error_and_keeps_older_checkpoints(tmp_path, trained, monkeypatch):
     model, opt = trained
-    checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=1, seed=0))
+    checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=1, seed=0, run_id=RUN))
 
     def no_space(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -68,13 +70,13 @@ def test_a_full_disk_is_a_clear_error_and_keeps_older_checkpoints(tmp_path, trai
     monkeypatch.setattr(paddle, "save", no_space)
     with pytest.raises(CheckpointError, match=r"iter_2: cannot write the checkpoint \(No space left on device\); "
                                               r"the checkpoints already in .* are intact"):
-        checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=2, seed=0))
+        checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=2, seed=0, run_id=RUN))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["iter_1"]
 
 
 def test_truncated_corrupt_and_incomplete_checkpoints_are_named(tmp_path, trained):
     model, opt = trained
-    path = checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=3, seed=0))
+    path = checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=3, seed=0, run_id=RUN))
     weights = path / "model.pdparams"
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match=r"model.pdparams: corrupt or truncated"):
@@ -84,26 +86,71 @@ def test_truncated_corrupt_and_incomplete_checkpoints_are_named(tmp_path, traine
         checkpoints.read_train_state(path)
     with pytest.raises(CheckpointError, match=r"iter_9: checkpoint not found"):
         checkpoints.read_train_state(tmp_path / "iter_9")
-    assert checkpoints.latest_valid(tmp_path) is None
+    assert checkpoints.latest_valid(tmp_path, RUN) is None
 
 
 def test_prune_keeps_the_newest(tmp_path, trained):
     model, opt = trained
     for i in (2, 4, 6, 8):
-        checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=i, seed=0))
-    removed = checkpoints.prune(tmp_path, keep=2)
+        checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=i, seed=0, run_id=RUN))
+    removed = checkpoints.prune(tmp_path, keep=2, run_id=RUN)
     assert [p.name for p in removed] == ["iter_2", "iter_4"]
     assert [p.name for p in checkpoints.checkpoint_folders(tmp_path)] == ["iter_6", "iter_8"]
-    assert checkpoints.prune(tmp_path, keep=0) == []
+    assert checkpoints.prune(tmp_path, keep=0, run_id=RUN) == []
 
 
 def test_best_model_has_its_score_beside_it_and_an_interrupted_replace_is_restored(tmp_path, trained):
     model, _ = trained
-    best = checkpoints.save_best(tmp_path, model, 0.42, 10)
+    best = checkpoints.save_best(tmp_path, model, 0.42, 10, run_id=RUN)
     assert json.loads((best / "score.json").read_text())["miou"] == 0.42
     # a kill between the two renames of a replacement leaves only the hidden old copy
-    best.rename(tmp_path / ".best_model.old-123")
-    (tmp_path / ".iter_5.partial-123").mkdir()
-    checkpoints.remove_partials(tmp_path)
+    best.rename(tmp_path / f".best_model.old-{RUN}-123")
+    (tmp_path / f".iter_5.partial-{RUN}-123").mkdir()
+    checkpoints.remove_partials(tmp_path, RUN)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best_model"]
     assert json.loads((tmp_path / "best_model" / "score.json").read_text())["iter"] == 10
+
+
+def test_prune_cleanup_and_best_model_touch_only_this_runs_folders(tmp_path, trained):
+    """A user's iter_7/, another run's checkpoints and best_model, and hidden folders that merely look
+    like interrupted saves are never deleted, renamed or replaced."""
+    model, opt = trained
+    other = "20260101-000000-ffffffff"
+    (tmp_path / "iter_7").mkdir()
+    (tmp_path / "iter_7" / "notes.txt").write_text("mine")
+    checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=1, seed=0, run_id=other))
+    for i in (2, 4, 6):
+        checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=i, seed=0, run_id=RUN))
+    for name in (".thesis.partial-draft", ".photos.old-2019", f".iter_3.partial-{other}-1", ".iter_9.partial-77"):
+        (tmp_path / name).mkdir()
+    assert [p.name for p in checkpoints.prune(tmp_path, keep=1, run_id=RUN)] == ["iter_2", "iter_4"]
+    assert checkpoints.remove_partials(tmp_path, RUN) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".iter_3.partial-20260101-000000-ffffffff-1", ".iter_9.partial-77", ".photos.old-2019",
+        ".thesis.partial-draft", "iter_1", "iter_6", "iter_7"]
+    assert (tmp_path / "iter_7" / "notes.txt").read_text() == "mine"
+    checkpoints.save_best(tmp_path, model, 0.99, 1, run_id=other)
+    with pytest.raises(CheckpointError, match=r"best_model: exists and was not written by this run"):
+        checkpoints.save_best(tmp_path, model, 0.002, 6, run_id=RUN)
+    assert json.loads((tmp_path / "best_model" / "score.json").read_text())["miou"] == 0.99
+    assert checkpoints.owner(tmp_path / "iter_6") == RUN and checkpoints.owner(tmp_path / "iter_7") is None
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("iter", "4", "'iter' must be an integer >= 0"),
+    ("iter", -1, "'iter' must be an integer >= 0"),
+    ("seed", 1.5, "'seed' must be an integer"),
+    ("best_miou", "high", "'best_miou' must be a finite number"),
+    ("files", ["model.pdparams"], "'files' must be an object"),
+    ("world_size", 0, "'world_size' must be an integer >= 1"),
+    ("surprise", 1, "unknown field"),
+])
+def test_wrong_field_types_in_train_state_are_named(tmp_path, trained, field, value, message):
+    model, opt = trained
+    path = checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=3, seed=0, run_id=RUN))
+    state_file = path / "train_state.json"
+    raw = json.loads(state_file.read_text())
+    raw[field] = value
+    state_file.write_text(json.dumps(raw))
+    with pytest.raises(CheckpointError, match=rf"train_state.json: .*{message}"):
+        checkpoints.read_train_state(path)

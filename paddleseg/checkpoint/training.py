@@ -1,19 +1,23 @@
-"""Training checkpoints that are either complete or absent.
+"""Training checkpoints that are either complete or absent, and that name the run that wrote them.
 
 Layout under ``save_dir``::
 
+    run.json                         the run that owns this folder (paddleseg/checkpoint/run_dir.py)
     iter_1000/  model.pdparams  model.pdopt  train_state.json
     best_model/ model.pdparams  score.json
 
-A checkpoint is written into a hidden ``.iter_N.partial-<pid>`` folder, every file flushed to disk,
-``train_state.json`` (with the SHA-256 of each file) written last, and only then renamed to
-``iter_N``: a crash or a full disk mid-save leaves at most a hidden partial folder, never an
-``iter_N`` that looks valid. Loading checks those digests, so a truncated or corrupted file is
-named, not loaded.
+A checkpoint is written into a hidden ``.iter_N.partial-<run id>-<pid>`` folder, every file flushed
+to disk, ``train_state.json`` (with the SHA-256 of each file and the run id) written last, and only
+then renamed to ``iter_N``: a crash or a full disk mid-save leaves at most a hidden partial folder,
+never an ``iter_N`` that looks valid. Loading checks those digests, so a truncated or corrupted file
+is named, not loaded. Pruning, partial-save clean-up and best-model replacement act only on folders
+that carry this run's id: nothing another run or the user put in ``save_dir`` is touched.
 """
+import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -23,19 +27,23 @@ from typing import Dict, List, Optional, Union
 
 import paddle
 
+from paddleseg.checkpoint.weights import MODEL_FILE, load_entire_model, read_state_dict
 from paddleseg.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE, OPT_FILE, STATE_FILE, SCORE_FILE = "model.pdparams", "model.pdopt", "train_state.json", "score.json"
+OPT_FILE, STATE_FILE, SCORE_FILE = "model.pdopt", "train_state.json", "score.json"
 BEST_DIR = "best_model"
 _ITER_DIR = re.compile(r"^iter_(\d+)$")
+# hidden folders of a save in progress (.X.partial-<run>-<pid>) and of a replaced folder (.X.old-<run>-<pid>)
+_HIDDEN = re.compile(r"^\.(?P<final>iter_\d+|best_model)\.(?P<kind>partial|old)-(?P<run>[0-9a-z-]+)-(?P<pid>\d+)$")
 PathLike = Union[str, Path]
 
 
 @dataclass
 class TrainState:
-    """What besides weights a resume needs. ``iter`` is the last completed iteration."""
+    """What besides weights a resume needs. ``iter`` is the last completed iteration, ``iters`` the
+    run's planned length, ``run_id`` the run that wrote it (empty in checkpoints of earlier versions)."""
 
     iter: int
     seed: int
@@ -44,6 +52,55 @@ class TrainState:
     batch_size: int = 0
     world_size: int = 1
     files: Dict[str, str] = field(default_factory=dict)  # file name -> sha256
+    run_id: str = ""
+    iters: int = 0
+
+    @classmethod
+    def from_json(cls, raw: object, source: Path) -> "TrainState":
+        """Build from parsed JSON, checking every field's type (a hand-edited file is named, not trusted)."""
+        if not isinstance(raw, dict):
+            raise CheckpointError(f"{source}: expected a JSON object, got {type(raw).__name__}")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise CheckpointError(f"{source}: unknown field(s) {', '.join(unknown)}")
+        for name in ("iter", "seed"):
+            if name not in raw:
+                raise CheckpointError(f"{source}: the field '{name}' is missing")
+        checks = {"iter": _non_negative_int, "seed": _int, "best_iter": _int, "batch_size": _non_negative_int,
+                  "world_size": _positive_int, "iters": _non_negative_int, "best_miou": _number,
+                  "run_id": _str, "files": _digests}
+        for name, value in raw.items():
+            problem = checks[name](value)
+            if problem:
+                raise CheckpointError(f"{source}: the field '{name}' must be {problem}, got {value!r}")
+        return cls(**raw)
+
+
+def _int(v) -> str:
+    return "" if isinstance(v, int) and not isinstance(v, bool) else "an integer"
+
+
+def _non_negative_int(v) -> str:
+    return "" if not _int(v) and v >= 0 else "an integer >= 0"
+
+
+def _positive_int(v) -> str:
+    return "" if not _int(v) and v >= 1 else "an integer >= 1"
+
+
+def _number(v) -> str:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return "" if ok else "a finite number"
+
+
+def _str(v) -> str:
+    return "" if isinstance(v, str) else "a string"
+
+
+def _digests(v) -> str:
+    ok = isinstance(v, dict) and all(isinstance(k, str) and isinstance(d, str) for k, d in v.items())
+    return "" if ok else "an object of file name -> SHA-256 strings"
 
 
 def sha256(path: Path) -> str:
@@ -74,12 +131,19 @@ def _write_json(path: Path, data: Dict) -> None:
         os.fsync(f.fileno())
 
 
-def _publish(tmp: Path, final: Path) -> None:
-    """Rename the complete ``tmp`` folder to ``final``, replacing an older ``final`` safely."""
+def _hidden_name(final: Path, kind: str, run_id: str) -> Path:
+    return final.with_name(f".{final.name}.{kind}-{run_id or 'norun'}-{os.getpid()}")
+
+
+def _publish(tmp: Path, final: Path, run_id: str) -> None:
+    """Rename the complete ``tmp`` folder to ``final``, replacing this run's older ``final`` safely."""
     _fsync_dir(tmp)
     old = None
     if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        if owner(final) != run_id:  # checked at start too; a folder that appeared since is never replaced
+            raise CheckpointError(f"{final}: exists and was not written by this run ({run_id}); it is left as "
+                                  f"it is")
+        old = _hidden_name(final, "old", run_id)
         os.rename(final, old)
     os.rename(tmp, final)
     _fsync_dir(final.parent)
@@ -87,9 +151,9 @@ def _publish(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_folder(final: Path, files: Dict[str, object], last_json: Dict[str, Dict]) -> None:
+def _write_folder(final: Path, files: Dict[str, object], last_json: Dict[str, Dict], run_id: str) -> None:
     """Write ``files`` (name -> object for paddle.save) then the JSON files, atomically as ``final``."""
-    tmp = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    tmp = _hidden_name(final, "partial", run_id)
     try:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -101,7 +165,7 @@ def _write_folder(final: Path, files: Dict[str, object], last_json: Dict[str, Di
             if name == STATE_FILE:
                 data = dict(data, files={n: sha256(tmp / n) for n in files})
             _write_json(tmp / name, data)
-        _publish(tmp, final)
+        _publish(tmp, final, run_id)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(f"{final}: cannot write the checkpoint ({e.strerror or e}); "
@@ -125,8 +189,8 @@ def optimizer_state(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimize
     by_generated = _parameter_names(model)
     out = {}
     for key, value in optimizer.state_dict().items():
-        owner = max((g for g in by_generated if key.startswith(g + "_")), key=len, default=None)
-        out[f"{by_generated[owner]}@{key[len(owner) + 1:]}" if owner else key] = value
+        owner_name = max((g for g in by_generated if key.startswith(g + "_")), key=len, default=None)
+        out[f"{by_generated[owner_name]}@{key[len(owner_name) + 1:]}" if owner_name else key] = value
     return out
 
 
@@ -144,17 +208,32 @@ def save_checkpoint(save_dir: PathLike, model: paddle.nn.Layer, optimizer: paddl
     """Write ``save_dir/iter_<state.iter>`` atomically; returns its path."""
     final = Path(save_dir) / f"iter_{state.iter}"
     _write_folder(final, {MODEL_FILE: model.state_dict(), OPT_FILE: optimizer_state(model, optimizer)},
-                  {STATE_FILE: asdict(state)})
+                  {STATE_FILE: asdict(state)}, state.run_id)
     return final
 
 
 def save_best(save_dir: PathLike, model: paddle.nn.Layer, miou: float, iteration: int,
-              metrics: Optional[Dict] = None) -> Path:
-    """Replace ``save_dir/best_model`` atomically, with its score in ``score.json``."""
+              metrics: Optional[Dict] = None, run_id: str = "") -> Path:
+    """Replace ``save_dir/best_model`` atomically, with its score and run id in ``score.json``."""
     final = Path(save_dir) / BEST_DIR
-    score = {"miou": miou, "iter": iteration, **(metrics or {})}
-    _write_folder(final, {MODEL_FILE: model.state_dict()}, {SCORE_FILE: score})
+    score = {"miou": miou, "iter": iteration, **(metrics or {}), "run_id": run_id}
+    _write_folder(final, {MODEL_FILE: model.state_dict()}, {SCORE_FILE: score}, run_id)
     return final
+
+
+def owner(folder: PathLike) -> Optional[str]:
+    """The run id recorded in a checkpoint or best-model folder (``""`` for one of an earlier version),
+    or None when it is not such a folder (no readable ``train_state.json`` / ``score.json``)."""
+    folder = Path(folder)
+    for name in (STATE_FILE, SCORE_FILE):
+        try:
+            raw = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(raw, dict):
+            run_id = raw.get("run_id", "")
+            return run_id if isinstance(run_id, str) else None
+    return None
 
 
 def checkpoint_folder(path: PathLike) -> Path:
@@ -176,9 +255,9 @@ def read_train_state(folder: PathLike) -> TrainState:
                               f"interrupted?)")
     try:
         raw = json.loads(state_file.read_text(encoding="utf-8"))
-        state = TrainState(**raw)
-    except (ValueError, TypeError) as e:
+    except (ValueError, OSError) as e:
         raise CheckpointError(f"{state_file}: unreadable training state: {e}") from e
+    state = TrainState.from_json(raw, state_file)
     for name in (MODEL_FILE, OPT_FILE):
         path = folder / name
         if not path.is_file():
@@ -194,31 +273,30 @@ def read_train_state(folder: PathLike) -> TrainState:
 
 def load_checkpoint(folder: PathLike, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer) -> TrainState:
     """Verify, then load model and optimizer (with its LR schedule) state from a checkpoint folder."""
-    from paddleseg.utils.checkpoint import load_entire_model, read_state_dict
-
     state = read_train_state(folder)
     folder = checkpoint_folder(folder)
     load_entire_model(model, folder / MODEL_FILE, strict=True)
     try:
         restore_optimizer_state(model, optimizer, read_state_dict(folder / OPT_FILE))
-    except (AssertionError, KeyError, ValueError) as e:
+    except (AssertionError, KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"{folder / OPT_FILE}: does not fit this model and optimizer ({e}); was it saved "
                               f"with another config?") from e
     return state
 
 
-def checkpoint_folders(save_dir: PathLike) -> List[Path]:
-    """``iter_N`` folders under ``save_dir``, oldest first (complete or not)."""
+def checkpoint_folders(save_dir: PathLike, run_id: Optional[str] = None) -> List[Path]:
+    """``iter_N`` folders under ``save_dir``, oldest first (complete or not); with ``run_id``, only
+    those that run wrote."""
     save_dir = Path(save_dir)
     if not save_dir.is_dir():
         return []
     found = [(int(m.group(1)), p) for p in save_dir.iterdir() if (m := _ITER_DIR.match(p.name)) and p.is_dir()]
-    return [p for _, p in sorted(found)]
+    return [p for _, p in sorted(found) if run_id is None or owner(p) == run_id]
 
 
-def latest_valid(save_dir: PathLike) -> Optional[Path]:
-    """The newest checkpoint that verifies, or None."""
-    for folder in reversed(checkpoint_folders(save_dir)):
+def latest_valid(save_dir: PathLike, run_id: str) -> Optional[Path]:
+    """The newest checkpoint of run ``run_id`` that verifies, or None."""
+    for folder in reversed(checkpoint_folders(save_dir, run_id)):
         try:
             read_train_state(folder)
             return folder
@@ -227,9 +305,10 @@ def latest_valid(save_dir: PathLike) -> Optional[Path]:
     return None
 
 
-def prune(save_dir: PathLike, keep: int) -> List[Path]:
-    """Delete all but the newest ``keep`` checkpoints (``keep`` <= 0 keeps all); returns the deleted."""
-    folders = checkpoint_folders(save_dir)
+def prune(save_dir: PathLike, keep: int, run_id: str) -> List[Path]:
+    """Delete all but the newest ``keep`` checkpoints of run ``run_id`` (``keep`` <= 0 keeps all);
+    returns the deleted. Folders of other runs, or not written by a run, are never touched."""
+    folders = checkpoint_folders(save_dir, run_id)
     if keep <= 0 or len(folders) <= keep:
         return []
     doomed = folders[:-keep]
@@ -238,24 +317,24 @@ def prune(save_dir: PathLike, keep: int) -> List[Path]:
     return doomed
 
 
-def remove_partials(save_dir: PathLike) -> List[Path]:
-    """Clean up after saves that were killed: delete ``.X.partial-*`` folders (never valid), and put a
-    ``.X.old-*`` folder back as ``X`` if the kill came between the two renames of :func:`_publish`."""
+def remove_partials(save_dir: PathLike, run_id: str) -> List[Path]:
+    """Clean up after this run's saves that were killed: delete its ``.X.partial-<run>-*`` folders (never
+    valid), and put its ``.X.old-<run>-*`` folder back as ``X`` if the kill came between the two renames
+    of :func:`_publish`. Hidden folders of other runs, or of anyone else, are left alone."""
     save_dir = Path(save_dir)
     if not save_dir.is_dir():
         return []
     removed = []
     for p in sorted(save_dir.iterdir()):
-        if not (p.is_dir() and p.name.startswith(".")):
+        m = _HIDDEN.match(p.name)
+        if not (m and p.is_dir() and m.group("run") == run_id):
             continue
-        if ".old-" in p.name:
-            final = save_dir / p.name[1:].split(".old-")[0]
+        if m.group("kind") == "old":
+            final = save_dir / m.group("final")
             if not final.exists():
                 os.rename(p, final)
                 logger.warning("restored %s from an interrupted save", final)
                 continue
-        elif ".partial-" not in p.name:
-            continue
         shutil.rmtree(p, ignore_errors=True)
         removed.append(p)
     return removed

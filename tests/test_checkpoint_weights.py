@@ -5,7 +5,7 @@ import pytest
 from paddleseg.errors import CheckpointError
 from paddleseg.models import EESPNetHead, ESPNetV2
 from paddleseg.models.backbones import EESPNet
-from paddleseg.utils.checkpoint import load_entire_model
+from paddleseg.checkpoint import load_entire_model
 
 from conftest import fixture_path
 
