@@ -64,3 +64,12 @@ def private_cache_home(tmp_path_factory):
         os.environ.pop("XDG_CACHE_HOME", None)
     else:
         os.environ["XDG_CACHE_HOME"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cpu_device():
+    """In-process tests run on the CPU even on a GPU host: their tolerances are CPU tolerances, and the
+    library leaves the device to the entry point (train.py sets it from --device)."""
+    import paddle
+
+    paddle.set_device("cpu")

@@ -6,6 +6,7 @@ Iteration ``i`` (1-based) of a run is fully determined by the seed: its batch is
 generator is re-seeded from (seed, i). So a run resumed from ``iter_N`` continues exactly as the
 uninterrupted run would have.
 """
+import contextlib
 import copy
 import logging
 import math
@@ -24,9 +25,7 @@ from paddleseg.cvlibs import Config
 from paddleseg.datasets.loader import DEFAULT_TIMEOUT, EpochBatchSampler, build_dataloader
 from paddleseg.errors import CheckpointError, ConfigError, UserError
 from paddleseg.losses import compute_losses
-from paddleseg.utils.device import check_precision, set_device
-from paddleseg.utils.distributed import start_watchdog
-from paddleseg.utils.memory import keep_freed_memory
+from paddleseg.utils.device import check_precision
 
 logger = logging.getLogger(__name__)
 
@@ -174,50 +173,90 @@ def format_terms(names: List[str], values: List[float]) -> str:
 def train(cfg: Config, opts: TrainOptions) -> TrainState:
     """Train ``cfg``'s model on its train set; returns the final training state.
 
-    Rank 0 holds ``save_dir``'s lock for the whole run (paddleseg/checkpoint/run_dir.py)."""
+    Rank 0 holds ``save_dir``'s lock for the whole run and logs to ``save_dir/train.log``
+    (paddleseg/checkpoint/run_dir.py). Process-wide set-up (device, CPU threads, allocator, console
+    logging, the failed-rank monitor) is the entry point's: see train.py."""
     rank = paddle.distributed.get_rank()
     resume = opts.resume_model
     # nothing is written before the resume checkpoint is known to be good
     resume_state = checkpoints.read_train_state(resume) if resume is not None and str(resume) != AUTO else None
-    lock = SaveDirLock(Path(opts.save_dir)) if rank == 0 else None
-    if lock is not None:
-        lock.acquire()
-    try:
-        return _train(cfg, opts, resume_state)
-    finally:
-        if lock is not None:
-            lock.release()
+    with SaveDirLock(Path(opts.save_dir)) if rank == 0 else contextlib.nullcontext():
+        run_id, resume_from = claim_save_dir(cfg, opts, rank, resume_state)
+        with log_to_file(Path(opts.save_dir) / "train.log" if rank == 0 else None):
+            training = prepare(cfg, opts, run_id, resume_from, resume_state)
+            if isinstance(training, TrainState):  # nothing left to train
+                return training
+            return run_loop(training)
 
 
 def claim_save_dir(cfg: Config, opts: TrainOptions, rank: int, resume_state: Optional[TrainState]):
     """This run's id and the checkpoint it resumes (None: from scratch); writes the run record. Nothing is
     written before the folder is known to be this run's (paddleseg/checkpoint/run_dir.py)."""
     save_dir, resume = Path(opts.save_dir), opts.resume_model
-    if rank != 0 and not (resume is not None and str(resume) == AUTO):
+    auto = resume is not None and str(resume) == AUTO
+    if rank != 0 and not auto:
         return None, resume  # only rank 0 writes; the others need to know what to load
     claim = resolve(save_dir, resume, resume_state)
     if rank == 0:
         check_writable(save_dir)
         record = RunRecord.read(save_dir) if not claim.new_record else None
         (record or RunRecord(claim.run_id, time.strftime("%Y-%m-%d %H:%M:%S"), str(cfg.path))).write(save_dir)
-        from paddleseg.utils.cli import setup_logging
-        setup_logging(save_dir / "train.log")
-        if resume is not None and str(resume) == AUTO:
-            logger.info("--resume_model auto: %s", f"continuing run {claim.run_id} from {claim.resume_from}"
-                        if claim.resume_from else f"no checkpoint of run {claim.run_id} in {save_dir}; "
-                                                  f"starting from scratch")
         for p in checkpoints.remove_partials(save_dir, claim.run_id):
             logger.warning("removed %s, left by an interrupted save", p)
+    if auto:
+        logger.info("--resume_model auto: %s", f"continuing run {claim.run_id} from {claim.resume_from}"
+                    if claim.resume_from else f"no checkpoint of run {claim.run_id} in {save_dir}; "
+                                              f"starting from scratch")
     return claim.run_id, claim.resume_from
 
 
-def _train(cfg: Config, opts: TrainOptions, resume_state: Optional[TrainState]) -> TrainState:
+@contextlib.contextmanager
+def log_to_file(path: Optional[Path]) -> Iterator[None]:
+    """Copy the package's log records to ``path`` (appending) while the run lasts."""
+    if path is None:
+        yield
+        return
+    package = logging.getLogger("paddleseg")
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"))
+    level = package.level
+    if package.getEffectiveLevel() > logging.INFO:
+        package.setLevel(logging.INFO)
+    package.addHandler(handler)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
+        handler.close()
+
+
+@dataclass
+class Training:
+    """What the loop needs, built and checked by :func:`prepare`."""
+
+    cfg: Config
+    opts: TrainOptions
+    model: paddle.nn.Layer  # the model whose weights are saved
+    train_model: paddle.nn.Layer  # the one stepped (DataParallel / SyncBatchNorm on several ranks)
+    optimizer: paddle.optimizer.Optimizer
+    scheduler: paddle.optimizer.lr.LRScheduler
+    losses: Dict
+    names: List[str]  # loss term names, one per model output
+    train_ds: object
+    val_ds: object
+    state: TrainState
+    world: int
+    rank: int
+    per_epoch: int
+
+
+def prepare(cfg: Config, opts: TrainOptions, run_id: Optional[str], resume_from: Optional[Path],
+            resume_state: Optional[TrainState]):
+    """Build and check everything before the first iteration; returns a :class:`Training`, or the
+    checkpoint's :class:`TrainState` when the run is already finished."""
     world, rank = paddle.distributed.get_world_size(), paddle.distributed.get_rank()
     check_precision(opts.precision, opts.device)
-    set_device(opts.device, opts.cpu_threads)
-    keep_freed_memory()
-    save_dir = Path(opts.save_dir)
-    run_id, resume_from = claim_save_dir(cfg, opts, rank, resume_state)
     if resume_from is not None and resume_state is None:  # found by --resume_model auto
         resume_state = checkpoints.read_train_state(resume_from)
     if resume_state is not None and resume_state.iter >= cfg.iters:
@@ -237,7 +276,8 @@ def _train(cfg: Config, opts: TrainOptions, resume_state: Optional[TrainState]) 
         raise ConfigError(f"{cfg.path}: loss: {len(losses['types'])} loss term(s) (loss.coef) for a model that "
                           f"returns {outputs} outputs in training (main + auxiliary); give one coefficient each")
     iters, batch_size = cfg.iters, cfg.batch_size
-    if batches_per_epoch(len(train_ds), batch_size, world, rank) == 0:
+    per_epoch = batches_per_epoch(len(train_ds), batch_size, world, rank)
+    if per_epoch == 0:
         raise ConfigError(f"{cfg.path}: batch_size {batch_size} x {world} rank(s) is larger than the train set "
                           f"({len(train_ds)} images)")
     if opts.finetune_from is not None and resume_state is None:
@@ -257,72 +297,77 @@ def _train(cfg: Config, opts: TrainOptions, resume_state: Optional[TrainState]) 
 
     train_model = model
     if world > 1:
-        start_watchdog()
         if opts.device == "gpu":
             train_model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
         paddle.distributed.init_parallel_env()
         train_model = paddle.DataParallel(train_model)
-    scaler = paddle.amp.GradScaler(init_loss_scaling=1024) if opts.precision == "fp16" else None
-    vdl = open_vdl(save_dir) if opts.use_vdl and rank == 0 else None
-    names = loss_terms_names(outputs)
-    per_epoch = batches_per_epoch(len(train_ds), batch_size, world, rank)
-    logger.info("training %s: %d iterations, batch size %d per rank x %d rank(s), %d images, %d batches per "
-                "epoch", type(model).__name__, iters, batch_size, world, len(train_ds), per_epoch)
-
-    if world > 1:
         shard = EpochBatchSampler(len(train_ds), batch_size, True, True, opts.seed, 0, 0, world, rank).indices()
         logger.info("rank %d/%d reads %d of %d training images per epoch; epoch 1 starts with %s", rank, world,
                     len(shard), len(train_ds), train_ds.file_list[shard[0]][0])
-    meter, last_good = Meter(), (checkpoints.latest_valid(save_dir, state.run_id) if rank == 0 else None)
-    batches = iterate_batches(train_ds, batch_size, state.iter, opts, world, rank)
-    started = time.perf_counter()
-    first_iter = state.iter + 1
-    train_model.train()
-    iteration = state.iter
+    logger.info("training %s: %d iterations, batch size %d per rank x %d rank(s), %d images, %d batches per "
+                "epoch", type(model).__name__, iters, batch_size, world, len(train_ds), per_epoch)
+    return Training(cfg, opts, model, train_model, optimizer, scheduler, losses, loss_terms_names(outputs),
+                    train_ds, val_ds, state, world, rank, per_epoch)
+
+
+def run_loop(t: Training) -> TrainState:
+    """Iterations ``state.iter + 1 .. iters``: step, log, checkpoint and evaluate (module docstring)."""
+    opts, state, save_dir, iters = t.opts, t.state, Path(t.opts.save_dir), t.cfg.iters
+    scaler = paddle.amp.GradScaler(init_loss_scaling=1024) if opts.precision == "fp16" else None
+    vdl = open_vdl(save_dir) if opts.use_vdl and t.rank == 0 else None
+    meter, last_good = Meter(), (checkpoints.latest_valid(save_dir, state.run_id) if t.rank == 0 else None)
+    batches = iterate_batches(t.train_ds, t.cfg.batch_size, state.iter, opts, t.world, t.rank)
+    started, first_iter = time.perf_counter(), state.iter + 1
+    t.train_model.train()
     try:
         tick = time.perf_counter()
         for iteration in range(first_iter, iters + 1):
             batch = next(batches)
             reader_cost = time.perf_counter() - tick
             paddle.seed(iteration_seed(opts.seed, iteration))
-            values = step(train_model, optimizer, scaler, losses, batch)
+            values = step(t.train_model, t.optimizer, scaler, t.losses, batch)
             if not all(math.isfinite(v) for v in values):
                 raise TrainingDiverged(
-                    f"iteration {iteration}: the loss is not finite ({format_terms(names, values)});"
+                    f"iteration {iteration}: the loss is not finite ({format_terms(t.names, values)});"
                     f" no checkpoint of these weights was saved. Last good checkpoint: {last_good or 'none'}. "
                     f"Lower the learning rate or check the data of this batch: {batch['img_path']}")
-            lr = optimizer.get_lr()
-            scheduler.step()
+            lr = t.optimizer.get_lr()
+            t.scheduler.step()
             state.iter = iteration
-            batch_cost = time.perf_counter() - tick
-            meter.add(batch_cost=batch_cost, reader_cost=reader_cost, **dict(zip(names, values)))
-            if rank == 0 and (iteration % opts.log_iters == 0 or iteration == iters):
-                log_progress(iteration, iters, per_epoch, meter, names, lr, batch_size * world, started, first_iter)
-                if vdl:
-                    for n in names:
-                        vdl.add_scalar(f"Train/{n}", meter.mean(n), iteration)
-                    vdl.add_scalar("Train/lr", lr, iteration)
+            meter.add(batch_cost=time.perf_counter() - tick, reader_cost=reader_cost, **dict(zip(t.names, values)))
+            if t.rank == 0 and (iteration % opts.log_iters == 0 or iteration == iters):
+                log_progress(iteration, iters, t.per_epoch, meter, t.names, lr, t.cfg.batch_size * t.world, started,
+                             first_iter)
+                write_scalars(vdl, meter, t.names, lr, iteration)
                 meter.reset()
             if iteration % opts.save_interval == 0 or iteration == iters:
-                if not all_finite(model):  # a finite loss whose update overflowed the weights
+                if not all_finite(t.model):  # a finite loss whose update overflowed the weights
                     raise TrainingDiverged(
                         f"iteration {iteration}: the weights are not finite after the update "
-                        f"({format_terms(names, values)}); no checkpoint of them was "
+                        f"({format_terms(t.names, values)}); no checkpoint of them was "
                         f"saved. Last good checkpoint: {last_good or 'none'}. Lower the learning rate")
-                last_good = save_and_evaluate(cfg, model, optimizer, state, val_ds, opts, vdl, rank) or last_good
+                last_good = save_and_evaluate(t.cfg, t.model, t.optimizer, state, t.val_ds, opts, vdl,
+                                              t.rank) or last_good
             tick = time.perf_counter()
     except KeyboardInterrupt:
-        if rank == 0 and state.iter >= first_iter and all_finite(model):
-            path = checkpoints.save_checkpoint(save_dir, model, optimizer, state)
+        if t.rank == 0 and state.iter >= first_iter and all_finite(t.model):
+            path = checkpoints.save_checkpoint(save_dir, t.model, t.optimizer, state)
             logger.warning("interrupted: saved %s at iteration %d; continue with --resume_model %s",
                            path, state.iter, path)
         raise
     finally:
         if vdl:
             vdl.close()
-    if world > 1:
-        logger.info("rank %d trainable-parameter fingerprint: %s", rank, parameter_fingerprint(model))
+    if t.world > 1:
+        logger.info("rank %d trainable-parameter fingerprint: %s", t.rank, parameter_fingerprint(t.model))
     return state
+
+
+def write_scalars(vdl, meter: Meter, names: List[str], lr: float, iteration: int) -> None:
+    if vdl:
+        for n in names:
+            vdl.add_scalar(f"Train/{n}", meter.mean(n), iteration)
+        vdl.add_scalar("Train/lr", lr, iteration)
 
 
 def continue_schedule(scheduler, state: TrainState, iters: int) -> None:
