@@ -10,9 +10,13 @@ operations break (a gloo/NCCL abort many lines long), or hangs in them. So:
 - every rank starts a small monitor process (:mod:`paddleseg.utils.peer_monitor`) that notices either
   at once, writes one line naming the rank into its own rank's log, and stops its rank.
 
-Files carry the job's master endpoint, so those of an earlier job in the same log folder are ignored.
-Ranks on other machines are visible only through their failure reports (a shared log folder) or the
-collective's own error.
+Files carry a tag of the job attempt (the master endpoint and the trainer endpoints, whose ports the
+launcher picks afresh at every launch), so those of an earlier job, or of an earlier attempt of the
+same command with the same ``--master``, are ignored. A PID file also names the machine and PID
+namespace it was written in (host name, boot id, PID-namespace inode): a peer's PID is checked only
+where it means something, on the same host in the same namespace. Ranks on other machines or in
+other containers are visible through their failure reports (a shared log folder) or the collective's
+own error.
 """
 import atexit
 import os
@@ -21,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Optional
+
+from paddleseg.utils.peer_monitor import namespace
 
 
 def launched_rank() -> Optional[int]:
@@ -36,7 +42,8 @@ def _log_dir() -> Optional[Path]:
 
 
 def _job() -> str:
-    return os.environ.get("PADDLE_MASTER", "")
+    """The tag of this job attempt, the same on every rank and node of it."""
+    return f"{os.environ.get('PADDLE_MASTER', '')}|{os.environ.get('PADDLE_TRAINER_ENDPOINTS', '')}"
 
 
 def _write_tagged(path: Path, body: str) -> None:
@@ -65,7 +72,7 @@ def start_watchdog() -> Optional[subprocess.Popen]:
         return None
     pid_file = log_dir / f"rank_{rank}.pid"
     try:
-        _write_tagged(pid_file, str(os.getpid()))
+        _write_tagged(pid_file, f"{os.getpid()} {namespace()}")
     except OSError:
         return None
     atexit.register(pid_file.unlink, missing_ok=True)  # a normal exit is not a vanished rank

@@ -13,6 +13,7 @@ still says why. It exits when its rank exits.
 """
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -54,11 +55,12 @@ def find_failure(log_dir: Path, rank: str, job: str) -> Optional[str]:
         message = read_tagged(report, job)
         if failed != rank and message is not None:
             return f"rank {failed} failed: {message} (its full log: {log_dir / f'workerlog.{failed}'})"
+    here = namespace()
     for pid_file in sorted(log_dir.glob("rank_*.pid")):
         peer = pid_file.stem.split("_", 1)[-1]
-        pid = read_tagged(pid_file, job)
-        if peer == rank or pid is None or not pid.isdigit() or alive(int(pid)):
-            continue
+        pid, _, where = (read_tagged(pid_file, job) or "").partition(" ")
+        if peer == rank or not pid.isdigit() or where != here or alive(int(pid)):
+            continue  # another host's or container's PID says nothing here
         if any(read_tagged(log_dir / f"{kind}_rank_{peer}.txt", job) is not None for kind in ("failed", "stopped")):
             continue  # it said why, or was stopped because of another rank
         if read_tagged(pid_file, job) is None:  # removed meanwhile: it exited normally
@@ -66,6 +68,20 @@ def find_failure(log_dir: Path, rank: str, job: str) -> Optional[str]:
         return (f"rank {peer} (pid {pid}) exited without an error report: killed (out of memory?) or crashed; "
                 f"its log: {log_dir / f'workerlog.{peer}'}")
     return None
+
+
+def namespace() -> str:
+    """Where a PID means this process: host name, boot id and PID-namespace inode. Written with each
+    rank's PID (:func:`paddleseg.utils.distributed.start_watchdog`); a PID is checked only where the
+    namespace matches."""
+    parts = []
+    for read in (socket.gethostname, lambda: Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+                 lambda: str(os.stat("/proc/self/ns/pid").st_ino)):
+        try:
+            parts.append(read())
+        except OSError:
+            parts.append("?")
+    return "/".join(parts)
 
 
 def main(argv) -> int:

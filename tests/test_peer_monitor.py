@@ -1,0 +1,44 @@
+"""The failed-rank monitor judges a peer's PID only where it means something: same host, same PID
+namespace, same job attempt."""
+import subprocess
+import sys
+
+from paddleseg.utils.peer_monitor import find_failure, namespace
+
+JOB = "10.0.0.1:8090|10.0.0.1:6070,10.0.0.2:6071"
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def write(path, tag, body):
+    path.write_text(f"{tag}\n{body}\n", encoding="utf-8")
+
+
+def test_a_dead_pid_recorded_on_another_host_or_container_does_not_stop_the_job(tmp_path):
+    pid = dead_pid()
+    write(tmp_path / "rank_1.pid", JOB, f"{pid} other-node/1234-boot/4026531836")
+    write(tmp_path / "rank_2.pid", JOB, f"{pid} {namespace().rsplit('/', 1)[0]}/999")  # another PID namespace
+    assert find_failure(tmp_path, "0", JOB) is None
+
+
+def test_a_dead_pid_on_this_host_is_named(tmp_path):
+    pid = dead_pid()
+    write(tmp_path / "rank_1.pid", JOB, f"{pid} {namespace()}")
+    message = find_failure(tmp_path, "0", JOB)
+    assert message is not None and f"rank 1 (pid {pid}) exited without an error report" in message
+
+
+def test_files_of_an_earlier_attempt_with_the_same_master_are_ignored(tmp_path):
+    earlier = "10.0.0.1:8090|10.0.0.1:5555,10.0.0.2:5556"  # same --master, other trainer ports
+    write(tmp_path / "rank_1.pid", earlier, f"{dead_pid()} {namespace()}")
+    write(tmp_path / "failed_rank_1.txt", earlier, "old failure")
+    assert find_failure(tmp_path, "0", JOB) is None
+
+
+def test_a_failure_report_from_another_host_still_stops_the_job(tmp_path):
+    write(tmp_path / "failed_rank_3.txt", JOB, "data/x.png: unreadable or truncated image")
+    assert "rank 3 failed: data/x.png: unreadable" in find_failure(tmp_path, "0", JOB)
