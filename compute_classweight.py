@@ -4,7 +4,6 @@ config's ``CrossEntropyLoss.weight``.
     python compute_classweight.py --config configs/quickstart/espnetv2_synthetic.yml --write-config
     python compute_classweight.py --cityscapes data/cityscapes
 """
-import argparse
 import sys
 from typing import Optional, Sequence
 
@@ -12,13 +11,13 @@ from prettytable import PrettyTable
 
 from paddleseg.cvlibs.config import Config
 from paddleseg.datasets.cityscapes import Cityscapes
-from paddleseg.datasets.class_weights import compute_class_weights, write_weights_to_config
+from paddleseg.datasets.class_weights import check_config_writable, compute_class_weights, write_weights_to_config
 from paddleseg.utils.cityscapes_labels import CITYSCAPES_CLASSES
-from paddleseg.utils.cli import add_common_arguments, run
+from paddleseg.utils.cli import ArgumentParser, add_common_arguments, run
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="use this config's train_dataset")
     source.add_argument("--cityscapes", help="use this Cityscapes folder's train split")
@@ -28,6 +27,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parser.parse_args(argv)
     if args.write_config and not args.config:
         parser.error("--write-config needs --config")
+    if args.write_config:
+        check_config_writable(args.config)
     dataset = Config(args.config).build("train_dataset") if args.config else Cityscapes(args.cityscapes, [], "train")
     weights = compute_class_weights(dataset, args.workers)
     names = CITYSCAPES_CLASSES if len(weights) == len(CITYSCAPES_CLASSES) else [str(i) for i in range(len(weights))]

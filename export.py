@@ -4,7 +4,8 @@ deploy.yaml and, with --onnx, model.onnx.
     python export.py --config configs/espnetv2/espnetv2_cityscapes_1024x512_120k.yml \
         --model_path output/best_model/model.pdparams --save_dir output/export --onnx
 
-The result runs in Paddle Inference (oneDNN on) and ONNX Runtime; see tools/infer.py.
+The result runs in Paddle Inference (oneDNN on) and ONNX Runtime; see tools/infer.py. It is checked
+in both before it replaces an earlier export in --save_dir; a failed export leaves that one unchanged.
 """
 import argparse
 import sys
@@ -12,15 +13,16 @@ from typing import Optional, Sequence
 
 import paddle
 
-from paddleseg.core.export import ONNX_OPSET, OUTPUT_OPS, export_model
+from paddleseg.core.export import (ONNX_OPSET, OUTPUT_OPS, PADDLE2ONNX_OPSETS, check_opset, check_save_dir,
+                                   export_model)
 from paddleseg.core.predict import transform_configs
 from paddleseg.cvlibs import Config
-from paddleseg.utils.checkpoint import load_entire_model
-from paddleseg.utils.cli import add_common_arguments, run, setup_logging
+from paddleseg.checkpoint import load_entire_model
+from paddleseg.utils.cli import ArgumentParser, add_common_arguments, run, setup_logging
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--config", required=True)
     p.add_argument("--model_path", help="model.pdparams to export (default: the config's weights as built)")
     p.add_argument("--save_dir", default="output/export")
@@ -30,7 +32,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="argmax: int32 label map (default); softmax: probabilities; none: logits")
     p.add_argument("--without_argmax", action="store_true", help="PaddleSeg's spelling of --output_op none")
     p.add_argument("--onnx", action="store_true", help=f"also write model.onnx (paddle2onnx, opset {ONNX_OPSET})")
-    p.add_argument("--opset", type=int, default=ONNX_OPSET, help="ONNX opset (default %(default)s)")
+    p.add_argument("--opset", type=int, default=ONNX_OPSET,
+                   help=f"ONNX opset, {PADDLE2ONNX_OPSETS.start} to {PADDLE2ONNX_OPSETS.stop - 1} (default {ONNX_OPSET})")
     p.add_argument("--opts", nargs="+", default=[], help="config overrides key.sub=value")
     add_common_arguments(p)
     args = p.parse_args(argv)
@@ -44,6 +47,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     setup_logging()
+    check_save_dir(args.save_dir)  # before the slow part; export_model checks again
+    if args.onnx:
+        check_opset(args.opset)
     paddle.set_device("cpu")  # tracing needs no accelerator; the graph is device-independent
     cfg = Config(args.config, opts=args.opts)
     model = cfg.model

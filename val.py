@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from paddleseg.utils.cli import add_common_arguments, add_inference_arguments, run, setup_logging
+from paddleseg.utils.cli import ArgumentParser, add_common_arguments, add_inference_arguments, run, setup_logging
 
 logger = logging.getLogger("val")
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--config", required=True, type=Path)
     p.add_argument("--model_path", required=True, type=Path, help="checkpoint folder or .pdparams file")
     p.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE")

@@ -1,3 +1,4 @@
+import re
 import textwrap
 from pathlib import Path
 
@@ -185,3 +186,94 @@ def test_paddleseg_style_properties_build_each_section_once(tmp_path, tiny_citys
     assert isinstance(optimizer, paddle.optimizer.Adam) and optimizer is cfg.optimizer
     assert optimizer._parameter_list[0] is cfg.model.parameters()[0]  # the model's own parameters
     assert optimizer._learning_rate is cfg.lr_scheduler
+
+
+# ------------------------------------------------------------------------------------------------
+# What a component's constructor rejects: a ConfigError naming the file that set the key and its path
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("opts, pattern", [
+    (["lr_scheduler.power=-2"], r"^--opts: lr_scheduler.power: PolynomialDecay.power must be a number > 0, got -2$"),
+    (["optimizer.weight_decay=-1"], r"^--opts: optimizer.weight_decay: SGD.weight_decay must be a number >= 0"),
+    (["loss.types=[{type: OhemCrossEntropyLoss, thresh: 1.5}]"],
+     r"^--opts: loss.types\[0\].thresh: OhemCrossEntropyLoss.thresh must be a number >= 0 and <= 1, got 1.5$"),
+])
+def test_a_bad_argument_value_is_caught_when_the_config_is_loaded(tree, opts, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        Config(tree, opts=opts)
+
+
+def test_a_bad_value_in_a_base_file_names_that_file(tree):
+    text = (tree.parents[2] / "base.yml").read_text().replace("learning_rate: 0.01", "learning_rate: -0.01")
+    (tree.parents[2] / "base.yml").write_text(text)
+    with pytest.raises(ConfigError, match=r"base.yml: lr_scheduler.learning_rate: PolynomialDecay.learning_rate "
+                                          r"must be a number > 0, got -0.01$"):
+        Config(tree)
+
+
+def test_command_line_shortcuts_are_named_as_the_flag(tree):
+    with pytest.raises(ConfigError, match=r"^--learning_rate: lr_scheduler.learning_rate: PolynomialDecay"):
+        Config(tree, learning_rate=-0.01)
+    with pytest.raises(ConfigError, match=r"^--iters: iters: must be a positive integer, got 0$"):
+        Config(tree, iters=0)
+
+
+def test_bad_transform_arguments_are_caught_when_the_config_is_loaded(tmp_path, tiny_cityscapes):
+    from conftest import write_train_config
+
+    path = write_train_config(tmp_path / "cfg.yml", tiny_cityscapes)
+    with pytest.raises(ConfigError, match=r"^--opts: train_dataset.transforms\[0\].crop_size: RandomPaddingCrop."
+                                          r"crop_size must be \[width, height\] with two positive integers, "
+                                          r"got \[0, 0\]$"):
+        Config(path, opts=["train_dataset.transforms.0.crop_size=[0, 0]"])
+    val = {"type": "Cityscapes", "dataset_root": str(tiny_cityscapes), "mode": "val",
+           "transforms": [{"type": "Normalize", "std": [0, 1, 1]}]}
+    path = write_train_config(tmp_path / "cfg.yml", tiny_cityscapes, val_dataset=val)
+    with pytest.raises(ConfigError, match=r"cfg.yml: val_dataset.transforms\[0\].std: Normalize.std\[0\] must be a "
+                                          r"number > 0, got 0.0$"):
+        Config(path)
+
+
+def test_a_schedule_without_iters_is_not_built_at_validation(tmp_path):
+    path = write(tmp_path / "c.yml", """
+        model: {type: ESPNetV2, scale: 0.5, num_classes: 19}
+        lr_scheduler: {type: PolynomialDecay, learning_rate: 0.01}
+    """)
+    assert Config(path).dic["lr_scheduler"]["learning_rate"] == 0.01  # val.py configs may have no iters
+
+
+class _Asserts:
+    def __init__(self, power: float = 1.0):
+        if power <= 0:  # as Paddle's schedulers assert (written out: pytest rewrites asserts in tests)
+            raise AssertionError(f"power should be greater than 0.0, but received power: {power}")
+
+
+class _Types:
+    def __init__(self, size: int = 1):
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+
+
+@pytest.mark.parametrize("component, arguments, pattern", [
+    (_Asserts, {"power": -2}, r"^c.yml: thing.power: _Asserts: power should be greater than 0.0, but received "
+                              r"power: -2$"),
+    (_Types, {"size": "x"}, r"^c.yml: thing: _Types: unsupported operand type\(s\) for \+: 'int' and 'str'$"),
+])
+def test_the_builder_turns_what_a_constructor_raises_into_a_config_error(component, arguments, pattern):
+    """Paddle's own classes assert or raise TypeError about their arguments: a config error too. The
+    key path is the argument's when the message names exactly one of the given arguments."""
+    from paddleseg.cvlibs import builder
+    from paddleseg.cvlibs.manager import Registry
+
+    registry = Registry("thing")
+    registry.add_component(component)
+    with pytest.raises(ConfigError, match=pattern) as raised:
+        builder.build_component({"type": component.__name__, **arguments}, registry, "thing",
+                                lambda path: f"c.yml: {path}")
+    assert isinstance(raised.value.__cause__, (AssertionError, TypeError))  # --debug shows the original
+
+
+def test_a_yaml_syntax_error_is_one_line_with_the_position(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        Config(write(tmp_path / "bad.yml", "model:\n  type: ESPNetV2\n   scale: 1\n"))
+    message = str(raised.value)
+    assert "\n" not in message
+    assert re.search(r"bad.yml:3:\d+: not valid YAML: ", message), message

@@ -191,3 +191,17 @@ def test_compute_losses_rejects_one_loss_for_two_outputs():
         compute_losses([CrossEntropyLoss()], [1.0], [x, x], paddle.to_tensor(label))
     with pytest.raises(ConfigError, match="loss.coef has 1 entries"):
         compute_losses([CrossEntropyLoss(), CrossEntropyLoss()], [1.0], [x, x], paddle.to_tensor(label))
+
+
+@pytest.mark.parametrize("cls, arguments, message", [
+    (CrossEntropyLoss, {"weight": [1.0, -2.0]}, "CrossEntropyLoss.weight[1] must be a number >= 0, got -2.0"),
+    (CrossEntropyLoss, {"weight": [0, 0]}, "CrossEntropyLoss.weight must not be all 0"),
+    (CrossEntropyLoss, {"data_format": "CHW"}, "CrossEntropyLoss.data_format must be one of NCHW, NHWC, got 'CHW'"),
+    (OhemCrossEntropyLoss, {"thresh": 1.5}, "OhemCrossEntropyLoss.thresh must be a number >= 0 and <= 1, got 1.5"),
+    (OhemCrossEntropyLoss, {"min_kept": -1}, "OhemCrossEntropyLoss.min_kept must be an integer >= 0, got -1"),
+])
+def test_bad_arguments_are_value_errors_naming_the_argument_and_value(cls, arguments, message):
+    """Plain ValueErrors; the config builder turns them into ConfigErrors naming the file and key."""
+    with pytest.raises(ValueError) as raised:
+        cls(**arguments)
+    assert str(raised.value).startswith(message)

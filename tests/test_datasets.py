@@ -1,5 +1,6 @@
 """Datasets: discovery of the Cityscapes layout and file lists, every structural and content error,
 samples and their per-(seed, epoch, index) randomness."""
+import re
 from pathlib import Path
 
 import cv2
@@ -136,7 +137,7 @@ def test_file_list_dataset(tmp_path):
     (tmp_path / "bad.txt").write_text("nope.png nope_label.png\n")
     with pytest.raises(DatasetError, match="2 listed files not found, e.g. .*nope.png"):
         Dataset(str(tmp_path), [], 19, train_path=str(tmp_path / "bad.txt"))
-    with pytest.raises(DatasetError, match="needs val_path"):
+    with pytest.raises(ValueError, match="needs val_path"):
         Dataset(str(tmp_path), [], 19, mode="val")
 
 
@@ -178,3 +179,37 @@ val_dataset:
     - type: Normalize
   mode: val
 """
+
+
+@pytest.mark.parametrize("values, ignore_index, bad", [
+    ([0, 18], 255, None),
+    ([0, 18, 255], 255, None),
+    ([0, 100, 255], 255, "100 (1 px)"),
+    ([0, 19], 255, "19 (1 px)"),
+    ([0, 18, 254], 254, None),
+    ([0, 255], 254, "255 (1 px)"),
+])
+def test_label_values_are_checked_when_a_sample_is_read(values, ignore_index, bad):
+    from paddleseg.datasets.dataset import check_label_values
+
+    label = np.zeros((8, 16), np.uint8)
+    label[0, :len(values)] = values
+    if bad is None:
+        check_label_values(label, 19, ignore_index, "l.png")
+    else:
+        with pytest.raises(DatasetError, match=rf"^l.png: label values outside 0..18 and {ignore_index}: "
+                                               rf"{re.escape(bad)}"):
+            check_label_values(label, 19, ignore_index, "l.png")
+
+
+def test_a_sample_with_a_label_out_of_range_names_its_file(tmp_path):
+    def label_fn(i):
+        label = np.zeros((16, 32), np.uint8)
+        label[3, 4] = 100 if i == 1 else 255
+        return label
+
+    ds = Cityscapes(make_city(tmp_path, "train", 2, label_fn=label_fn), transforms=[Normalize()], mode="train")
+    assert ds[0]["label"].max() == 255
+    with pytest.raises(DatasetError, match=r"aachen_000001_000019_gtFine_labelTrainIds.png: label values outside "
+                                           r"0..18 and 255: 100 \(1 px\)"):
+        ds[1]

@@ -143,3 +143,143 @@ def test_onnx_prelu_nodes_become_exact_leaky_relus(tmp_path):
     with paddle.no_grad():
         ref = model(paddle.to_tensor(x))[0].numpy()
     assert rel(onnx_runtime(result, x), ref) < 1e-5
+
+
+# --- atomic export: verified in a work folder, then swapped in whole (paddleseg.utils.atomic) ---
+
+def old_export(folder):
+    """A stand-in earlier export: only names export.py writes, with contents no export would write."""
+    folder.mkdir()
+    for name in ("model.json", "model.pdiparams", "deploy.yaml", "model.onnx"):
+        (folder / name).write_text(f"old {name}")
+    return {name: f"old {name}" for name in sorted(p.name for p in folder.iterdir())}
+
+
+def contents(folder):
+    return {p.name: p.read_text(errors="replace") for p in sorted(folder.iterdir())}
+
+
+def test_export_is_verified_in_a_work_folder_then_replaces_every_file(tmp_path, monkeypatch):
+    import paddleseg.core.export as export_module
+
+    folder = tmp_path / "export"
+    old = old_export(folder)
+    seen = []
+    real_verify = export_module.verify_export
+
+    def spy(files, *args):
+        seen.append((files.model_file.parent, contents(folder)))
+        real_verify(files, *args)
+
+    monkeypatch.setattr(export_module, "verify_export", spy)
+    result = export_model(small_model(), folder, transforms=[{"type": "Normalize"}], num_classes=19)
+    work, during = seen[0]
+    assert work.parent == tmp_path and work.name.startswith(".export.partial-")
+    assert during == old  # the earlier export was still whole while the new one was checked
+    assert sorted(p.name for p in folder.iterdir()) == ["deploy.yaml", "model.json", "model.pdiparams"]
+    assert result.model_file == folder / "model.json" and result.onnx_file is None
+    assert yaml.safe_load(result.deploy_file.read_text())["Deploy"]["onnx"] is None  # the old model.onnx is gone
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]
+
+
+@pytest.mark.parametrize("killed_mid_swap", [False, True])
+def test_wrong_results_in_paddle_inference_fail_the_export_and_keep_the_previous(tmp_path, monkeypatch,
+                                                                                 killed_mid_swap):
+    import subprocess
+    import sys
+
+    import paddleseg.core.export as export_module
+
+    folder = tmp_path / "export"
+    old = old_export(folder)
+    if killed_mid_swap:  # an earlier export died between its renames: the previous one sits aside
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout.strip()
+        folder.rename(tmp_path / f".export.old-{gone}")
+    real_run = export_module.run_paddle_inference
+    monkeypatch.setattr(export_module, "run_paddle_inference", lambda files, x: real_run(files, x) * 2)
+    with pytest.raises(UserError, match=r"gives wrong results in Paddle Inference: relative difference 1\.00e\+00"
+                                        r".*previous export .* is unchanged"):
+        export_model(small_model(), folder, transforms=[{"type": "Normalize"}], num_classes=19, output_op="none")
+    assert contents(folder) == old
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]
+
+
+def test_save_dir_with_other_files_or_a_file_is_refused_untouched(tmp_path):
+    from paddleseg.core.export import check_save_dir
+
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "iter_100").mkdir()
+    (folder / "model.json").write_text("{}")
+    with pytest.raises(UserError, match=r"holds files that export.py does not write \(iter_100\)"):
+        export_model(small_model(), folder, transforms=[], num_classes=19)
+    assert sorted(p.name for p in folder.iterdir()) == ["iter_100", "model.json"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        check_save_dir(tmp_path / "file")
+    with pytest.raises(UserError, match="is inside .*file, which is a file"):
+        check_save_dir(tmp_path / "file" / "export")
+    assert check_save_dir(tmp_path / "new" / "export") == tmp_path / "new" / "export"
+
+
+def test_opset_range_and_converter_messages():
+    from paddleseg.core.export import check_opset, converter_reason, first_line
+
+    assert check_opset(7) == 7 and check_opset(21) == 21
+    for bad in (6, 22, 99):
+        with pytest.raises(UserError, match=f"--opset {bad}: paddle2onnx writes opsets 7 to 21"):
+            check_opset(bad)
+    abort = ("[Paddle2ONNX] Please set the opset_version to 11 or set auto_upgrade_opset=true.\n"
+             "[ERROR][Paddle2ONNX] Due to opset version, the model exporting is aborted.\n"
+             "C++ Traceback (most recent call last):\n")
+    assert converter_reason(abort) == "this model needs opset 11 or higher (--opset, up to 21)"
+    failed = ("2026-01-01 10:00:00 [ERROR]\tFailed to convert PaddlePaddle model: boom.\n"
+              "error: RuntimeError: paddle2onnx did not write m.onnx\n")
+    assert converter_reason(failed) == ("Failed to convert PaddlePaddle model: boom.; "
+                                        "RuntimeError: paddle2onnx did not write m.onnx")
+    assert converter_reason("") == "it printed no reason"
+    cpp = RuntimeError("\n----\nC++ Traceback (most recent call last):\n0 f()\n----\nError Message Summary:\n"
+                       "----\nInvalidArgumentError: bad shape (at x.cc:1)\n")
+    assert first_line(cpp) == "RuntimeError: InvalidArgumentError: bad shape (at x.cc:1)"
+
+
+# Stride-2 layers pad as Paddle's 'SAME' ([0, 1] on an even size, [1, 1] on an odd one), resolved per
+# input size in every backend. Sizes odd at (almost) every level, where a fixed padding went wrong:
+# 257 -> 129 -> 65 -> 33 -> 17 (pyramid pooling 33 -> 17 -> 9 -> 5 -> 3), 513 -> ... -> 33 (17, 9, 5, 3).
+ODD_SIZES = [(1, 3, 257, 513), (1, 3, 97, 131), (1, 3, 477, 719)]
+
+
+def three_way(model, tmp_path, shapes):
+    """Worst relative error of Paddle Inference (oneDNN on) and ONNX Runtime against the eager model."""
+    from paddleseg.core.export import run_onnxruntime, run_paddle_inference
+
+    result = export_model(model, tmp_path, transforms=[{"type": "Normalize"}], num_classes=19, output_op="none",
+                          onnx=True)
+    worst = 0.0
+    for shape in shapes:
+        x = np.random.default_rng(sum(shape)).standard_normal(shape).astype("float32")
+        with paddle.no_grad():
+            eager = model(paddle.to_tensor(x))[0].numpy()
+        for name, run in [("paddle inference", run_paddle_inference), ("onnxruntime", run_onnxruntime)]:
+            out = run(result, x)
+            assert out.shape == eager.shape, name
+            worst = max(worst, rel(out, eager))
+    return worst
+
+
+@pytest.mark.slow
+def test_three_way_parity_of_the_released_form_at_sizes_odd_at_every_level(tmp_path):
+    model = ESPNetV2(19, scale=2.0, drop_prob=0.0)
+    model.set_state_dict(paddle.load(str(fixture_path("espnetv2", "paddleseg_scale2", "model.pdparams"))))
+    model.eval()
+    assert three_way(model, tmp_path, ODD_SIZES) <= 1e-4
+
+
+@pytest.mark.slow
+def test_three_way_parity_of_dilated_branches_padded_from_the_shape(tmp_path):
+    """dilated=True: the stride-2 dilated branches pad by shape arithmetic in the graph (Pad in ONNX)."""
+    paddle.seed(5)
+    model = ESPNetV2(19, scale=0.5, drop_prob=0.0, dilated=True)
+    model.eval()
+    assert three_way(model, tmp_path, [(1, 3, 257, 513), (1, 3, 96, 130), (2, 3, 65, 129)]) <= 1e-4

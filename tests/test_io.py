@@ -1,9 +1,15 @@
+"""paddleseg.transforms.io: pixels as OpenCV reads them, named errors, and the pixel limit read from the
+header before decoding (decompression bombs)."""
+import struct
+import zlib
+
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from paddleseg.errors import DatasetError
+from paddleseg.transforms import io
 from paddleseg.transforms.io import read_image, read_label
 
 
@@ -52,3 +58,59 @@ def test_truncated_files_are_named_errors(tmp_path, rng):
         read_label(tmp_path / "l.png")
     with pytest.raises(DatasetError, match="file not found"):
         read_image(tmp_path / "missing.png")
+
+
+def write_png_bomb(path, width=20_000, height=20_000):
+    """A valid 1-bit grey PNG of ``width`` x ``height`` zero pixels: about 50 KB on disk for 20000x20000
+    (400 million pixels, 1.2 GB once decoded to RGB)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = bytes(1 + (width + 7) // 8)  # filter byte + packed bits
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory):
+    return write_png_bomb(tmp_path_factory.mktemp("bomb") / "bomb.png")
+
+
+def never_decode(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("the oversized image was decoded")
+
+    monkeypatch.setattr(io.cv2, "imread", fail)
+    monkeypatch.setattr(io.pyspng, "load", fail)
+
+
+def test_the_bomb_is_small_on_disk_and_its_header_says_400_million_pixels(bomb):
+    assert bomb.stat().st_size < 200_000
+    assert io.header_pixels(bomb) == (400_000_000, "")  # above Pillow's own limit: only the count is known
+
+
+def test_an_oversized_image_or_label_is_refused_from_its_header_without_decoding(bomb, monkeypatch):
+    never_decode(monkeypatch)
+    with pytest.raises(io.ImageTooLarge, match=r"bomb.png: image of 400000000 pixels is above the limit of "
+                                               r"178956970 pixels"):
+        read_image(bomb)
+    with pytest.raises(io.ImageTooLarge, match=r"bomb.png: label image of 400000000 pixels"):
+        read_label(bomb)
+
+
+def test_max_pixels_sets_the_limit_both_ways(tmp_path, bomb, rng):
+    cv2.imwrite(str(tmp_path / "a.png"), rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    assert read_image(tmp_path / "a.png", max_pixels=2000).shape == (40, 50, 3)  # exactly at the limit
+    with pytest.raises(io.ImageTooLarge, match=r"a.png: image of 50x40 = 2000 pixels is above the limit of 1999"):
+        read_image(tmp_path / "a.png", max_pixels=1999)
+    # above Pillow's own limit the count comes from Pillow's message: this fails if Pillow rewords it
+    io.check_pixels(bomb, max_pixels=400_000_000)
+    with pytest.raises(io.ImageTooLarge):
+        io.check_pixels(bomb, max_pixels=399_999_999)
+
+
+def test_the_default_limit_is_pillows_decompression_bomb_error_threshold():
+    assert io.MAX_PIXELS == 2 * Image.MAX_IMAGE_PIXELS == 178_956_970

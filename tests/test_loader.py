@@ -5,6 +5,7 @@ import paddle
 import pytest
 
 from paddleseg.datasets.loader import EpochBatchSampler, build_dataloader
+from paddleseg.errors import DatasetError
 
 
 class Toy:
@@ -82,3 +83,22 @@ def test_workers_give_the_same_batches_as_one_process():
     other = [b["img"].numpy() for b in build_dataloader(Toy(12), 3, shuffle=True, drop_last=False, seed=5,
                                                          epoch=2, num_replicas=1, rank=0)]
     assert not np.array_equal(np.concatenate(ref), np.concatenate(other))
+
+
+class Broken(Toy):
+    """Sample 5 raises a user error (a bad file), as a corrupt image does."""
+
+    def __getitem__(self, idx):
+        if idx == 5:
+            raise DatasetError("5.png: unreadable or truncated image")
+        return super().__getitem__(idx)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_sample_error_reaches_the_caller_as_itself_without_a_thread_traceback(capfd, workers):
+    loader = build_dataloader(Broken(8), 2, shuffle=False, drop_last=False, num_workers=workers, num_replicas=1,
+                              rank=0, use_shared_memory=False)
+    with pytest.raises(DatasetError, match=r"^5.png: unreadable or truncated image$"):
+        for _ in loader:
+            pass
+    assert "Traceback" not in capfd.readouterr().err  # paddle's reader thread did not die printing one

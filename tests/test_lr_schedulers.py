@@ -3,6 +3,7 @@
 Tolerance: the schedules are Python floats; 1e-12 relative covers the different order of operations.
 """
 import math
+import re
 
 import paddle
 import pytest
@@ -86,18 +87,50 @@ def test_config_builds_the_schedule_with_iters_from_code():
     assert _lrs(scheduler, 51)[50] == pytest.approx(_poly(50), rel=1e-12)
 
 
-def test_missing_length_is_a_config_error_naming_the_argument():
-    with pytest.raises(ConfigError, match="decay_steps is not set"):
+def test_missing_length_is_a_value_error_naming_the_argument():
+    with pytest.raises(ValueError, match="decay_steps is not set"):
         PolynomialDecay(learning_rate=0.01)
-    with pytest.raises(ConfigError, match="T_max is not set"):
+    with pytest.raises(ValueError, match="T_max is not set"):
         CosineAnnealingDecay(learning_rate=0.01)
 
 
-def test_warmup_as_long_as_training_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"warmup_iters \(100\) leaves no iterations"):
+def test_warmup_as_long_as_training_is_a_value_error():
+    with pytest.raises(ValueError, match=r"warmup_iters \(100\) leaves no iterations"):
         PolynomialDecay(learning_rate=0.01, warmup_iters=100, iters=100)
 
 
 def test_piecewise_values_must_be_one_more_than_boundaries():
-    with pytest.raises(ConfigError, match="2 values for 2 boundaries"):
+    with pytest.raises(ValueError, match="2 values for 2 boundaries"):
         PiecewiseDecay(boundaries=[3, 6], values=[0.1, 0.01])
+
+
+@pytest.mark.parametrize("cls, arguments, message", [
+    (PolynomialDecay, {"power": -2}, "PolynomialDecay.power must be a number > 0, got -2"),
+    (PolynomialDecay, {"learning_rate": -0.01}, "PolynomialDecay.learning_rate must be a number > 0, got -0.01"),
+    (PolynomialDecay, {"learning_rate": float("nan")}, "PolynomialDecay.learning_rate must be a number > 0, got nan"),
+    (PolynomialDecay, {"end_lr": -1.0}, "PolynomialDecay.end_lr must be a number >= 0, got -1.0"),
+    (PolynomialDecay, {"decay_steps": 0}, "PolynomialDecay.decay_steps must be an integer > 0, got 0"),
+    (PolynomialDecay, {"warmup_iters": -1}, "PolynomialDecay.warmup_iters must be an integer >= 0, got -1"),
+    (CosineAnnealingDecay, {"eta_min": -0.1}, "CosineAnnealingDecay.eta_min must be a number >= 0, got -0.1"),
+    (CosineAnnealingDecay, {"T_max": 2.5}, "CosineAnnealingDecay.T_max must be an integer > 0, got 2.5"),
+])
+def test_bad_arguments_are_value_errors_naming_the_argument_and_value(cls, arguments, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        cls(**{"learning_rate": 0.01, "iters": 100, **arguments})
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"boundaries": [6, 3], "values": [0.1, 0.01, 0.001]}, "PiecewiseDecay.boundaries must be increasing"),
+    ({"boundaries": [0, 3], "values": [0.1, 0.01, 0.001]}, "PiecewiseDecay.boundaries[0] must be an integer > 0"),
+    ({"boundaries": [3], "values": [0.1, -0.01]}, "PiecewiseDecay.values[1] must be a number >= 0, got -0.01"),
+])
+def test_piecewise_bad_arguments_are_value_errors(arguments, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        PiecewiseDecay(**arguments)
+
+
+def test_built_from_a_config_a_bad_argument_is_a_config_error_naming_file_and_key():
+    with pytest.raises(ConfigError, match=r"^cfg.yml: lr_scheduler.power: PolynomialDecay.power must be a number "
+                                          r"> 0, got -2$"):
+        builder.build_component({"type": "PolynomialDecay", "learning_rate": 0.01, "power": -2},
+                                manager.LR_SCHEDULERS, "lr_scheduler", lambda path: f"cfg.yml: {path}", iters=100)

@@ -116,15 +116,23 @@ def test_paddleseg_style_sgd_config_builds_momentum():
     assert optimizer._momentum == pytest.approx(0.9)
 
 
-@pytest.mark.parametrize("cfg, message", [
-    ({"type": "adam", "weight_decay": -1.0}, "weight_decay must be >= 0"),
-    ({"type": "adam", "beta1": 1.0}, r"Adam.beta1 must be in \[0, 1\)"),
-    ({"type": "sgd", "use_nesterov": True}, "use_nesterov needs a momentum > 0"),
-    ({"type": "momentum", "grad_clip_norm": 0.0}, "grad_clip_norm must be > 0"),
+@pytest.mark.parametrize("cfg, key, message", [
+    ({"type": "adam", "weight_decay": -1.0}, "weight_decay", r"Adam.weight_decay must be a number >= 0, got -1.0"),
+    ({"type": "adam", "beta1": 1.0}, "beta1", r"Adam.beta1 must be a number >= 0 and < 1, got 1.0"),
+    ({"type": "adam", "epsilon": float("nan")}, "epsilon", r"Adam.epsilon must be a number > 0, got nan"),
+    ({"type": "sgd", "momentum": -0.5}, "momentum", r"SGD.momentum must be a number >= 0 and < 1, got -0.5"),
+    ({"type": "sgd", "use_nesterov": True}, "use_nesterov", "SGD.use_nesterov needs a momentum > 0"),
+    ({"type": "momentum", "grad_clip_norm": 0.0}, "grad_clip_norm",
+     r"Momentum.grad_clip_norm must be a number > 0, got 0.0"),
 ])
-def test_invalid_settings_are_config_errors(cfg, message):
-    with pytest.raises(ConfigError, match=message):
-        builder.build_component(cfg, manager.OPTIMIZERS)
+def test_invalid_settings_are_value_errors_and_config_errors_naming_the_key(cfg, key, message):
+    """The component raises a plain ValueError; built from a config, it is a ConfigError naming the
+    file (here 'cfg.yml') and the key path."""
+    arguments = {k: v for k, v in cfg.items() if k != "type"}
+    with pytest.raises(ValueError, match=message):
+        manager.OPTIMIZERS[cfg["type"]](**arguments)
+    with pytest.raises(ConfigError, match=rf"^cfg.yml: optimizer.{key}: {message}$"):
+        builder.build_component(cfg, manager.OPTIMIZERS, "optimizer", lambda path: f"cfg.yml: {path}")
 
 
 def test_unknown_argument_is_caught_by_the_signature():

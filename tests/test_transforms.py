@@ -187,3 +187,44 @@ def test_read_image_is_rgb(tmp_path):
     cv2.imwrite(str(tmp_path / "b.png"), bgr)
     rgb = read_image(tmp_path / "b.png")
     assert rgb[0, 0].tolist() == [0, 0, 200]
+
+
+@pytest.mark.parametrize("cls, arguments, message", [
+    (RandomPaddingCrop, {"crop_size": [0, 0]}, "RandomPaddingCrop.crop_size must be [width, height] with two "
+                                               "positive integers, got [0, 0]"),
+    (RandomPaddingCrop, {"crop_size": [64.5, 32]}, "RandomPaddingCrop.crop_size must be [width, height]"),
+    (RandomPaddingCrop, {"label_padding_value": 300}, "RandomPaddingCrop.label_padding_value must be an integer "
+                                                      ">= 0 and <= 255, got 300"),
+    (Resize, {"target_size": [512]}, "Resize.target_size must be [width, height]"),
+    (Resize, {"interp": "BILINEAR"}, "Resize.interp must be one of NEAREST, LINEAR, CUBIC, AREA, LANCZOS4, RANDOM"),
+    (ResizeByShort, {"short_size": 0}, "ResizeByShort.short_size must be an integer > 0, got 0"),
+    (ResizeByLong, {"long_size": -512}, "ResizeByLong.long_size must be an integer > 0, got -512"),
+    (ResizeStepScaling, {"min_scale_factor": 0}, "ResizeStepScaling.min_scale_factor must be a number > 0, got 0"),
+    (ResizeStepScaling, {"min_scale_factor": 2.0, "max_scale_factor": 1.0},
+     "ResizeStepScaling.max_scale_factor must be a number >= 2.0, got 1.0"),
+    (ResizeStepScaling, {"scale_step_size": -0.25}, "ResizeStepScaling.scale_step_size must be a number >= 0"),
+    (RandomHorizontalFlip, {"prob": 1.5}, "RandomHorizontalFlip.prob must be a number >= 0 and <= 1, got 1.5"),
+    (RandomHorizontalFlip, {"prob": float("nan")}, "RandomHorizontalFlip.prob must be a number >= 0 and <= 1, got nan"),
+    (RandomScaleAspect, {"aspect_ratio": 3}, "RandomScaleAspect.aspect_ratio must be a number >= 0 and <= 1, got 3"),
+    (RandomRotation, {"max_rotation": -15}, "RandomRotation.max_rotation must be a number >= 0 and <= 180, got -15"),
+    (Normalize, {"std": [0.5, 0, 0.5]}, "Normalize.std[1] must be a number > 0, got 0.0"),
+    (Normalize, {"mean": [0.5, 0.5]}, "Normalize.mean must be a list of 3 numbers, got [0.5, 0.5]"),
+    (RandomDistort, {"brightness_range": 1.5},
+     "RandomDistort.brightness_range must be a number >= 0 and <= 1, got 1.5"),
+    (RandomDistort, {"hue_prob": -0.1}, "RandomDistort.hue_prob must be a number >= 0 and <= 1, got -0.1"),
+    (RandomBlur, {"prob": 2}, "RandomBlur.prob must be a number >= 0 and <= 1, got 2"),
+    (RandomBlur, {"blur_type": "box"}, "RandomBlur.blur_type must be one of gaussian, median, blur, random"),
+])
+def test_bad_arguments_are_value_errors_naming_the_argument_and_value(cls, arguments, message):
+    with pytest.raises(ValueError) as raised:
+        cls(**arguments)
+    assert message in str(raised.value)
+
+
+def test_built_from_a_config_a_bad_transform_argument_names_the_file_and_key():
+    from paddleseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^--opts: train_dataset.transforms\[0\].crop_size: RandomPaddingCrop."
+                                          r"crop_size must be \[width, height\]"):
+        builder.build_component({"type": "RandomPaddingCrop", "crop_size": [0, 0]}, manager.TRANSFORMS,
+                                "train_dataset.transforms[0]", lambda path: f"--opts: {path}")

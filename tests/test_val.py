@@ -11,7 +11,7 @@ import paddleseg  # noqa: F401
 from paddleseg.core.val import evaluate
 from paddleseg.cvlibs import Config
 from paddleseg.models import ESPNetV2
-from paddleseg.utils.checkpoint import load_entire_model
+from paddleseg.checkpoint import load_entire_model
 
 from conftest import REPO, write_train_config
 

@@ -42,3 +42,23 @@ def test_pseudo_color_png_reads_back_ids_and_colours(tmp_path):
         assert im.mode == "P"
         np.testing.assert_array_equal(np.asarray(im), label)
         np.testing.assert_array_equal(np.asarray(im.convert("RGB"))[0, 1], get_palette(19)[5])
+
+
+def test_a_write_that_fails_midway_leaves_the_previous_file_and_no_partial(tmp_path, monkeypatch):
+    from paddleseg.utils import visualize
+
+    label = np.zeros((4, 6), dtype=np.uint8)
+    target = tmp_path / "out" / "a.png"
+    visualize.save_gray(label, target)
+    before = target.read_bytes()
+
+    def dies_halfway(self, fp, *args, **kwargs):
+        with open(fp, "wb") as f:
+            f.write(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", dies_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        visualize.save_gray(label + 1, target)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.png"]

@@ -5,7 +5,6 @@
 
 CPU threads follow OMP_NUM_THREADS / paddle's default.
 """
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -16,13 +15,13 @@ from prettytable import PrettyTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from paddleseg.models import ESPNetV2  # noqa: E402
-from paddleseg.utils.cli import add_common_arguments, run  # noqa: E402
+from paddleseg.utils.cli import ArgumentParser, add_common_arguments, run  # noqa: E402
 from paddleseg.utils.device import set_device  # noqa: E402
 from paddleseg.utils.model_stats import count_macs, eval_latency  # noqa: E402
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--scales", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0])
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=1024)

@@ -3,7 +3,6 @@
     python tools/check_dataset.py --config configs/quickstart/espnetv2_synthetic.yml
     python tools/check_dataset.py --cityscapes data/cityscapes --modes train val
 """
-import argparse
 import sys
 from typing import Optional, Sequence
 
@@ -12,16 +11,16 @@ from prettytable import PrettyTable
 from paddleseg.cvlibs.config import Config
 from paddleseg.datasets.cityscapes import Cityscapes
 from paddleseg.errors import DatasetError, UserError
-from paddleseg.utils.cli import add_common_arguments, run
+from paddleseg.utils.cli import ArgumentParser, add_common_arguments, positive_int, run
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="check the train/val/test datasets of this config")
     source.add_argument("--cityscapes", help="check this Cityscapes folder")
     parser.add_argument("--modes", nargs="+", default=["train", "val"], help="splits for --cityscapes")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
+    parser.add_argument("--workers", type=positive_int, default=None, help="processes (default: CPU count)")
     add_common_arguments(parser)
     args = parser.parse_args(argv)
 

@@ -3,16 +3,15 @@
 
     python tools/convert_cityscapes.py data/cityscapes
 """
-import argparse
 import sys
 from typing import Optional, Sequence
 
 from paddleseg.datasets.cityscapes_convert import convert_cityscapes
-from paddleseg.utils.cli import add_common_arguments, run
+from paddleseg.utils.cli import ArgumentParser, add_common_arguments, run
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("dataset_root", help="folder holding gtFine/ (and leftImg8bit/)")
     parser.add_argument("--force", action="store_true", help="rewrite files that are up to date")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")

@@ -3,17 +3,16 @@
     python tools/create_dataset_list.py data/mydata --image-dir images --label-dir labels \
         --image-suffix .jpg --label-suffix .png --split 0.8 0.2 0.0
 """
-import argparse
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from paddleseg.datasets.file_list import find_pairs, split_pairs, write_file_list
-from paddleseg.utils.cli import add_common_arguments, run
+from paddleseg.utils.cli import ArgumentParser, add_common_arguments, run
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("dataset_root")
     parser.add_argument("--image-dir", default="images", help="image folder, relative to dataset_root")
     parser.add_argument("--label-dir", default="labels", help="label folder ('' for a test list without labels)")

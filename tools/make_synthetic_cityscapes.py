@@ -2,16 +2,15 @@
 
     python tools/make_synthetic_cityscapes.py --out data/synthetic_cityscapes
 """
-import argparse
 import sys
 from typing import Optional, Sequence
 
 from paddleseg.datasets.synthetic import write_synthetic_cityscapes
-from paddleseg.utils.cli import add_common_arguments, run
+from paddleseg.utils.cli import ArgumentParser, add_common_arguments, run
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="data/synthetic_cityscapes", help="output folder")
     parser.add_argument("--train", type=int, default=60, help="training images")
     parser.add_argument("--val", type=int, default=20, help="validation images")

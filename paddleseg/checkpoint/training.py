@@ -29,6 +29,7 @@ import paddle
 
 from paddleseg.checkpoint.weights import MODEL_FILE, load_entire_model, read_state_dict
 from paddleseg.errors import CheckpointError
+from paddleseg.utils.atomic import fsync_dir, fsync_file
 
 logger = logging.getLogger(__name__)
 
@@ -111,19 +112,6 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_json(path: Path, data: Dict) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
@@ -137,7 +125,7 @@ def _hidden_name(final: Path, kind: str, run_id: str) -> Path:
 
 def _publish(tmp: Path, final: Path, run_id: str) -> None:
     """Rename the complete ``tmp`` folder to ``final``, replacing this run's older ``final`` safely."""
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     old = None
     if final.exists():
         if owner(final) != run_id:  # checked at start too; a folder that appeared since is never replaced
@@ -146,7 +134,7 @@ def _publish(tmp: Path, final: Path, run_id: str) -> None:
         old = _hidden_name(final, "old", run_id)
         os.rename(final, old)
     os.rename(tmp, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -160,7 +148,7 @@ def _write_folder(final: Path, files: Dict[str, object], last_json: Dict[str, Di
         tmp.mkdir(parents=True)
         for name, obj in files.items():
             paddle.save(obj, str(tmp / name))
-            _fsync_file(tmp / name)
+            fsync_file(tmp / name)
         for name, data in last_json.items():
             if name == STATE_FILE:
                 data = dict(data, files={n: sha256(tmp / n) for n in files})

@@ -8,14 +8,26 @@ Runtime. Two things make that so: :func:`paddleseg.models.layers.resize` traces 
 instead of ``bilinear_interp`` (which Paddle 3.3's oneDNN executor cannot run), and single-slope PReLU
 layers are exported with the slope repeated per channel (:func:`per_channel_prelu`), because oneDNN's
 single-slope PReLU is ~10x slower than its per-channel one. Both are exact rewrites.
+
+An export is complete or absent. The files are written into a hidden folder beside ``save_dir``
+(:func:`paddleseg.utils.atomic.atomic_folder`), checked there (:func:`verify_export`: Paddle Inference,
+and ONNX Runtime with ``onnx``, each run on one input and compared with the model), and only then
+swapped in for the previous export. paddle2onnx runs in a child process (``onnx_convert.py``), since
+it aborts its process on some errors. Any failure leaves the previous export as it was.
 """
 import copy
 import inspect
 import logging
+import os
+import re
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -23,6 +35,7 @@ import yaml
 
 from paddleseg.cvlibs import builder, manager
 from paddleseg.errors import UserError
+from paddleseg.utils.atomic import atomic_folder, recover
 from paddleseg.utils.cityscapes_labels import NUM_CLASSES, TRAIN_ID_TO_LABEL_ID
 from paddleseg.utils.visualize import get_palette
 
@@ -32,8 +45,18 @@ OUTPUT_OPS = ("argmax", "softmax", "none")
 MODEL_PREFIX = "model"
 DEPLOY_FILE = "deploy.yaml"
 ONNX_FILE = "model.onnx"
+EXPORT_FILES = (f"{MODEL_PREFIX}.json", f"{MODEL_PREFIX}.pdiparams", DEPLOY_FILE, ONNX_FILE)
 ONNX_OPSET = 13  # Gather, Range, ArgMax and PRelu as exported here are all in opset 13
+PADDLE2ONNX_OPSETS = range(7, 22)  # paddle2onnx 2.1.0: "The Opset Version must be between 7 and 21"
 INPUT_NAME = "x"
+# The ONNX conversion child (a command line; the file's docstring says why it is a separate process)
+ONNX_CONVERTER = [sys.executable, str(Path(__file__).with_name("onnx_convert.py"))]
+# Verification: one input of this size where the input shape is dynamic (odd, like real photos)
+PROBE_HW = (45, 61)
+# Verified outputs must match the traced model: logits and probabilities to this relative L2 error
+# (the backends sum in other orders, measured ~1e-6; a wrong graph is off by far more), label maps
+# on this share of pixels (a near-tie can flip under float rounding)
+VERIFY_RTOL, VERIFY_AGREEMENT = 1e-3, 0.99
 
 
 class ExportHead(nn.Layer):
@@ -118,6 +141,34 @@ def check_input_shape(shape: Optional[Sequence[int]]) -> List[int]:
     return shape
 
 
+def check_opset(opset: int) -> int:
+    """An ONNX opset paddle2onnx can write (whether this model fits in it shows at conversion)."""
+    if opset not in PADDLE2ONNX_OPSETS:
+        raise UserError(f"--opset {opset}: paddle2onnx writes opsets {PADDLE2ONNX_OPSETS.start} to "
+                        f"{PADDLE2ONNX_OPSETS.stop - 1} (default {ONNX_OPSET})")
+    return opset
+
+
+def check_save_dir(save_dir) -> Path:
+    """``save_dir`` if an export may go there: absent, or a folder (or a link to one) holding nothing
+    but an earlier export's files, since an export replaces the whole folder. Reads only."""
+    path = Path(save_dir)
+    real = Path(os.path.realpath(path))
+    for folder in (real, *real.parents):
+        if folder.exists() and not folder.is_dir():
+            where = "is" if folder == real else f"is inside {folder}, which is"
+            raise UserError(f"--save_dir {path}: {where} a file, not a folder")
+        if folder.exists():
+            break
+    if real.is_dir():
+        foreign = sorted(p.name for p in real.iterdir() if p.name not in EXPORT_FILES)
+        if foreign:
+            listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise UserError(f"--save_dir {path}: holds files that export.py does not write ({listed}); an export "
+                            f"replaces the whole folder, so give a new folder, an empty one or an earlier export")
+    return path
+
+
 @dataclass
 class ExportResult:
     save_dir: Path
@@ -126,15 +177,24 @@ class ExportResult:
     deploy_file: Path
     onnx_file: Optional[Path] = None
 
+    @classmethod
+    def in_folder(cls, folder: Path, onnx: bool) -> "ExportResult":
+        prefix = folder / MODEL_PREFIX
+        return cls(folder, prefix.with_suffix(".json"), prefix.with_suffix(".pdiparams"), folder / DEPLOY_FILE,
+                   folder / ONNX_FILE if onnx else None)
+
 
 def export_model(model: nn.Layer, save_dir, *, transforms: Sequence[Dict], num_classes: int,
                  input_shape: Optional[Sequence[int]] = None, output_op: str = "argmax",
                  onnx: bool = False, opset: int = ONNX_OPSET) -> ExportResult:
     """Trace ``model`` (a deep copy; the model itself is untouched) and write the static graph,
-    ``deploy.yaml`` and, with ``onnx``, ``model.onnx`` into ``save_dir``."""
-    save_dir = Path(save_dir)
-    save_dir.mkdir(parents=True, exist_ok=True)
+    ``deploy.yaml`` and, with ``onnx``, ``model.onnx`` into ``save_dir``, replacing an earlier export
+    there only once the new one has passed :func:`verify_export` (module docstring)."""
+    recover(Path(os.path.realpath(save_dir)))  # an earlier export killed mid-swap: put its predecessor back
+    save_dir = check_save_dir(save_dir)
     shape = check_input_shape(input_shape)
+    if onnx:
+        check_opset(opset)
     transforms = resolve_transforms(transforms)
     net = copy.deepcopy(model)
     net.eval()
@@ -142,19 +202,13 @@ def export_model(model: nn.Layer, save_dir, *, transforms: Sequence[Dict], num_c
     logger.info("Per-channel PReLU slopes for %d layers (oneDNN fast path)", n_prelu)
     head = ExportHead(net, output_op)
     head.eval()
-    static = paddle.jit.to_static(head, input_spec=[paddle.static.InputSpec(shape, "float32", INPUT_NAME)],
-                                  full_graph=True)
-    prefix = save_dir / MODEL_PREFIX
-    paddle.jit.save(static, str(prefix))
-    result = ExportResult(save_dir, prefix.with_suffix(".json"), prefix.with_suffix(".pdiparams"),
-                          save_dir / DEPLOY_FILE)
-    if onnx:
-        result.onnx_file = save_dir / ONNX_FILE
-        export_onnx(result.model_file, result.params_file, result.onnx_file, opset)
+    probe = probe_input(shape)
+    with paddle.no_grad():
+        reference = head(paddle.to_tensor(probe)).numpy()
     deploy = {
-        "model": result.model_file.name,
-        "params": result.params_file.name,
-        "onnx": result.onnx_file.name if result.onnx_file else None,
+        "model": f"{MODEL_PREFIX}.json",
+        "params": f"{MODEL_PREFIX}.pdiparams",
+        "onnx": ONNX_FILE if onnx else None,
         "onnx_opset": opset if onnx else None,
         "input_name": INPUT_NAME,
         "input_shape": shape,
@@ -166,47 +220,135 @@ def export_model(model: nn.Layer, save_dir, *, transforms: Sequence[Dict], num_c
         # Cityscapes test-server ids for --label_ids (only meaningful for the 19 Cityscapes classes)
         "label_ids": list(TRAIN_ID_TO_LABEL_ID) if num_classes == NUM_CLASSES else None,
     }
-    result.deploy_file.write_text(yaml.safe_dump({"Deploy": deploy}, sort_keys=False, default_flow_style=None), encoding="utf-8")
-    logger.info("Exported to %s", save_dir)
-    return result
+    static = paddle.jit.to_static(head, input_spec=[paddle.static.InputSpec(shape, "float32", INPUT_NAME)],
+                                  full_graph=True)
+    real_dir = Path(os.path.realpath(save_dir))
+    existed = real_dir.is_dir() and any(real_dir.iterdir())
+    try:
+        with atomic_folder(save_dir) as work:
+            files = ExportResult.in_folder(work, onnx)
+            paddle.jit.save(static, str(work / MODEL_PREFIX))
+            if onnx:
+                export_onnx(files.model_file, files.params_file, files.onnx_file, opset)
+            files.deploy_file.write_text(yaml.safe_dump({"Deploy": deploy}, sort_keys=False, default_flow_style=None),
+                                         encoding="utf-8")
+            verify_export(files, probe, reference, output_op)
+    except UserError as e:
+        raise UserError(f"{e}; {_previous(save_dir, existed)}") from e
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        raise UserError(f"{save_dir}: cannot write the export ({e.strerror or e}{where}); "
+                        f"{_previous(save_dir, existed)}") from e
+    logger.info("Exported to %s (checked in Paddle Inference%s)", save_dir, " and ONNX Runtime" if onnx else "")
+    return ExportResult.in_folder(save_dir, onnx)
+
+
+def _previous(save_dir: Path, existed: bool) -> str:
+    return f"the previous export in {save_dir} is unchanged" if existed else "nothing was written"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_NEEDS_OPSET = re.compile(r"Please set the opset_version to (\d+)")
+_TAGS = re.compile(r"\[(ERROR|Paddle2ONNX)\]")
 
 
 def export_onnx(model_file: Path, params_file: Path, onnx_file: Path, opset: int = ONNX_OPSET) -> None:
-    """Convert the Paddle static model to ONNX with paddle2onnx (checked by the ONNX checker)."""
-    import paddle2onnx
-
-    paddle2onnx.export(str(model_file), str(params_file), str(onnx_file), opset_version=opset,
-                       enable_onnx_checker=True, verbose=False)
+    """Convert the Paddle static model to ONNX in a child process (:data:`ONNX_CONVERTER`), so that
+    paddle2onnx aborting its process becomes a :class:`UserError` naming the opset and the reason."""
+    command = [*ONNX_CONVERTER, str(model_file), str(params_file), str(onnx_file), str(opset)]
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    output = _ANSI.sub("", done.stdout)
+    logger.debug("ONNX conversion output:\n%s", output)
+    if done.returncode != 0:
+        how = (f"was killed by {signal.Signals(-done.returncode).name}" if done.returncode < 0
+               else f"failed (exit status {done.returncode})")
+        raise UserError(f"ONNX conversion to opset {opset} (paddle2onnx) {how}: {converter_reason(output)}")
     if not onnx_file.is_file():
-        raise RuntimeError(f"paddle2onnx did not write {onnx_file}")
-    rewritten = prelu_to_leaky_relu(onnx_file)
-    logger.info("ONNX model (opset %d): %s (%d PRelu nodes as LeakyRelu)", opset, onnx_file, rewritten)
+        raise UserError(f"ONNX conversion to opset {opset} (paddle2onnx) wrote no {onnx_file.name}")
+    lines = output.strip().splitlines()
+    logger.info("ONNX model (opset %d): %s (%s)", opset, onnx_file.name, lines[-1] if lines else "")
 
 
-def prelu_to_leaky_relu(onnx_file: Path) -> int:
-    """Rewrite every ``PRelu`` whose slope is a constant with one repeated value as ``LeakyRelu``
-    with that value: the same ``x if x >= 0 else alpha * x``, but ONNX Runtime runs LeakyRelu
-    vectorised, while its broadcasting PRelu took ~40% of the model's run time. Returns the count."""
-    import onnx
-    from onnx import helper, numpy_helper
+def converter_reason(output: str) -> str:
+    """One line out of the converter's output saying why it failed."""
+    needs = _NEEDS_OPSET.findall(output)
+    if needs:
+        return (f"this model needs opset {max(map(int, needs))} or higher (--opset, up to "
+                f"{PADDLE2ONNX_OPSETS.stop - 1})")
+    lines = [line.strip() for line in output.splitlines()]
+    ours = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+    theirs = [_TAGS.sub("", line[line.index("[ERROR]"):]).strip() for line in lines if "[ERROR]" in line]
+    reason = "; ".join((theirs[-1:] + ours[-1:])) or "it printed no reason"
+    return reason if len(reason) <= 400 else reason[:397] + "..."
 
-    model = onnx.load(str(onnx_file))
-    graph = model.graph
-    constants = {init.name: init for init in graph.initializer}
-    rewritten = 0
-    for i, node in enumerate(graph.node):
-        if node.op_type != "PRelu" or node.input[1] not in constants:
-            continue
-        slope = numpy_helper.to_array(constants[node.input[1]]).ravel()
-        if slope.size == 0 or not (slope == slope[0]).all():
-            continue
-        graph.node[i].CopyFrom(helper.make_node("LeakyRelu", [node.input[0]], list(node.output), name=node.name,
-                                                alpha=float(slope[0])))
-        rewritten += 1
-    used = {name for node in graph.node for name in node.input}
-    unused = [init for init in graph.initializer if init.name not in used]
-    for init in unused:
-        graph.initializer.remove(init)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(onnx_file))
-    return rewritten
+
+def probe_input(shape: Sequence[int]) -> np.ndarray:
+    """One input of the exported shape (dynamic sizes as :data:`PROBE_HW`), values of a normalised image."""
+    n, c, h, w = shape
+    size = (1 if n == -1 else n, c, PROBE_HW[0] if h == -1 else h, PROBE_HW[1] if w == -1 else w)
+    return np.random.default_rng(0).uniform(-1.0, 1.0, size).astype("float32")
+
+
+def verify_export(files: ExportResult, x: np.ndarray, reference: np.ndarray, output_op: str) -> None:
+    """Run the written model on ``x`` in Paddle Inference (oneDNN on, as tools/infer.py) and, if there
+    is one, the ONNX model in ONNX Runtime; each output must match ``reference`` (the traced model's).
+    Raises :class:`UserError` naming the backend and the difference."""
+    backends = [("Paddle Inference", f"{files.model_file.name} + {files.params_file.name}", run_paddle_inference)]
+    if files.onnx_file is not None:
+        backends.append(("ONNX Runtime", files.onnx_file.name, run_onnxruntime))
+    for name, model_files, run_backend in backends:
+        try:
+            out = run_backend(files, x)
+        except Exception as e:  # any failure to load or run is the export's failure
+            raise UserError(f"the exported model ({model_files}) does not run in {name}: {first_line(e)}") from e
+        problem = output_mismatch(out, reference, output_op)
+        if problem:
+            raise UserError(f"the exported model ({model_files}) gives wrong results in {name}: {problem}")
+
+
+def output_mismatch(out: np.ndarray, reference: np.ndarray, output_op: str) -> Optional[str]:
+    """What is wrong with a backend's ``out`` against ``reference`` (see VERIFY_RTOL), or None."""
+    if out.shape != reference.shape:
+        return f"output shape {list(out.shape)}, expected {list(reference.shape)}"
+    if output_op == "argmax":
+        agreement = float((out == reference).mean())
+        if agreement < VERIFY_AGREEMENT:
+            return f"labels agree on {agreement:.1%} of pixels (at least {VERIFY_AGREEMENT:.0%} expected)"
+        return None
+    if not np.isfinite(out).all():
+        return "output holds NaN or infinity"
+    error = float(np.linalg.norm(out - reference) / max(np.linalg.norm(reference), 1e-12))
+    return f"relative difference {error:.2e} (at most {VERIFY_RTOL:.0e} expected)" if error > VERIFY_RTOL else None
+
+
+def run_paddle_inference(files: ExportResult, x: np.ndarray) -> np.ndarray:
+    from paddle import inference
+
+    config = inference.Config(str(files.model_file), str(files.params_file))
+    config.disable_gpu()
+    config.enable_mkldnn()
+    config.switch_ir_optim(True)
+    config.disable_glog_info()
+    predictor = inference.create_predictor(config)
+    predictor.get_input_handle(predictor.get_input_names()[0]).copy_from_cpu(x)
+    predictor.run()
+    return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+
+
+def run_onnxruntime(files: ExportResult, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(files.onnx_file), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def first_line(error: BaseException) -> str:
+    """An exception as one line: Paddle's C++ errors put their message after 'Error Message Summary'."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    if "Error Message Summary:" in lines:
+        lines = lines[lines.index("Error Message Summary:") + 1:]
+    text = next((line for line in lines if line and not set(line) <= set("-=") and "Traceback" not in line),
+                type(error).__name__)
+    return f"{type(error).__name__}: {text}"[:400]

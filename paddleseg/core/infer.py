@@ -6,6 +6,7 @@
 The model must be in eval mode; it returns a list whose first element is the logits. Results always
 have the input's spatial size, whatever the window or scale.
 """
+import math
 from typing import List, Optional, Sequence, Tuple, Union
 
 import paddle
@@ -86,8 +87,8 @@ def aug_inference(model: paddle.nn.Layer, im: paddle.Tensor, *, scales: Sequence
         flips.append([2])
     total, n = None, 0
     for scale in scales:
-        if scale <= 0:
-            raise ValueError(f"scales must be positive, got {scale}")
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"scales must be positive and finite, got {scale}")
         size = [max(1, int(round(height * scale))), max(1, int(round(width * scale)))]
         scaled = im if size == [height, width] else F.interpolate(im, size=size, mode="bilinear",
                                                                   align_corners=False)

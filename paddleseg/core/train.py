@@ -173,19 +173,19 @@ def format_terms(names: List[str], values: List[float]) -> str:
 def train(cfg: Config, opts: TrainOptions) -> TrainState:
     """Train ``cfg``'s model on its train set; returns the final training state.
 
-    Rank 0 holds ``save_dir``'s lock for the whole run and logs to ``save_dir/train.log``
-    (paddleseg/checkpoint/run_dir.py). Process-wide set-up (device, CPU threads, allocator, console
-    logging, the failed-rank monitor) is the entry point's: see train.py."""
+    Everything is built and checked before anything is written. Rank 0 then holds ``save_dir``'s lock
+    for the whole run and logs to ``save_dir/train.log`` (paddleseg/checkpoint/run_dir.py).
+    Process-wide set-up (device, CPU threads, allocator, console logging, the failed-rank monitor)
+    is the entry point's: see train.py."""
     rank = paddle.distributed.get_rank()
     resume = opts.resume_model
-    # nothing is written before the resume checkpoint is known to be good
     resume_state = checkpoints.read_train_state(resume) if resume is not None and str(resume) != AUTO else None
+    training = prepare(cfg, opts)
     with SaveDirLock(Path(opts.save_dir)) if rank == 0 else contextlib.nullcontext():
         run_id, resume_from = claim_save_dir(cfg, opts, rank, resume_state)
         with log_to_file(Path(opts.save_dir) / "train.log" if rank == 0 else None):
-            training = prepare(cfg, opts, run_id, resume_from, resume_state)
-            if isinstance(training, TrainState):  # nothing left to train
-                return training
+            if not start(training, run_id, resume_from, resume_state):
+                return training.state  # the run is already finished
             return run_loop(training)
 
 
@@ -233,7 +233,7 @@ def log_to_file(path: Optional[Path]) -> Iterator[None]:
 
 @dataclass
 class Training:
-    """What the loop needs, built and checked by :func:`prepare`."""
+    """What the loop needs, built and checked by :func:`prepare`, started by :func:`start`."""
 
     cfg: Config
     opts: TrainOptions
@@ -251,25 +251,20 @@ class Training:
     per_epoch: int
 
 
-def prepare(cfg: Config, opts: TrainOptions, run_id: Optional[str], resume_from: Optional[Path],
-            resume_state: Optional[TrainState]):
-    """Build and check everything before the first iteration; returns a :class:`Training`, or the
-    checkpoint's :class:`TrainState` when the run is already finished."""
+def prepare(cfg: Config, opts: TrainOptions) -> Training:
+    """Build and check the model, data sets, loss, schedule and optimizer; writes nothing."""
     world, rank = paddle.distributed.get_world_size(), paddle.distributed.get_rank()
     check_precision(opts.precision, opts.device)
-    if resume_from is not None and resume_state is None:  # found by --resume_model auto
-        resume_state = checkpoints.read_train_state(resume_from)
-    if resume_state is not None and resume_state.iter >= cfg.iters:
-        logger.info("%s is at iteration %d of %d: the run is finished, nothing to train", resume_from,
-                    resume_state.iter, cfg.iters)
-        return resume_state
-
     paddle.seed(opts.seed)
     model = cfg.model
     train_ds = cfg.build("train_dataset")
     val_ds = cfg.build("val_dataset") if opts.do_eval else None
-    if opts.check_data and rank == 0:
-        check_data(train_ds, val_ds)
+    classes = getattr(model, "num_classes", None)
+    for ds in (train_ds, val_ds):
+        if ds is not None and classes is not None and ds.num_classes > classes:
+            raise ConfigError(f"{cfg.path}: model.num_classes is {classes} but the {ds.mode} data set has "
+                              f"{ds.num_classes} classes (labels up to {ds.num_classes - 1}); the model needs at "
+                              f"least as many outputs")
     losses = cfg.loss
     outputs = count_outputs(model)
     if len(losses["types"]) != outputs:
@@ -280,34 +275,48 @@ def prepare(cfg: Config, opts: TrainOptions, run_id: Optional[str], resume_from:
     if per_epoch == 0:
         raise ConfigError(f"{cfg.path}: batch_size {batch_size} x {world} rank(s) is larger than the train set "
                           f"({len(train_ds)} images)")
-    if opts.finetune_from is not None and resume_state is None:
-        finetune_from(model, opts.finetune_from)
-    scheduler, optimizer = cfg.lr_scheduler, cfg.optimizer
-
-    state = TrainState(iter=0, seed=opts.seed, batch_size=batch_size, world_size=world, run_id=run_id or "",
-                       iters=iters)
-    if resume_state is not None:
-        state = checkpoints.load_checkpoint(resume_from, model, optimizer)
-        if state.seed != opts.seed:
-            logger.warning("resuming a run trained with --seed %d under --seed %d: the data order will differ",
-                           state.seed, opts.seed)
-        continue_schedule(scheduler, state, iters)
-        state.run_id, state.iters = run_id or "", iters
-        logger.info("resumed from %s at iteration %d", resume_from, state.iter)
-
-    train_model = model
-    if world > 1:
-        if opts.device == "gpu":
-            train_model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
-        paddle.distributed.init_parallel_env()
-        train_model = paddle.DataParallel(train_model)
-        shard = EpochBatchSampler(len(train_ds), batch_size, True, True, opts.seed, 0, 0, world, rank).indices()
-        logger.info("rank %d/%d reads %d of %d training images per epoch; epoch 1 starts with %s", rank, world,
-                    len(shard), len(train_ds), train_ds.file_list[shard[0]][0])
-    logger.info("training %s: %d iterations, batch size %d per rank x %d rank(s), %d images, %d batches per "
-                "epoch", type(model).__name__, iters, batch_size, world, len(train_ds), per_epoch)
-    return Training(cfg, opts, model, train_model, optimizer, scheduler, losses, loss_terms_names(outputs),
+    state = TrainState(iter=0, seed=opts.seed, batch_size=batch_size, world_size=world, iters=iters)
+    return Training(cfg, opts, model, model, cfg.optimizer, cfg.lr_scheduler, losses, loss_terms_names(outputs),
                     train_ds, val_ds, state, world, rank, per_epoch)
+
+
+def start(t: Training, run_id: Optional[str], resume_from: Optional[Path],
+          resume_state: Optional[TrainState]) -> bool:
+    """Check the data, then start from scratch (or ``--finetune_from``) or load the checkpoint to
+    resume, and set up data parallelism. False when the checkpoint's run is already finished."""
+    opts, iters = t.opts, t.cfg.iters
+    if resume_from is not None and resume_state is None:  # found by --resume_model auto
+        resume_state = checkpoints.read_train_state(resume_from)
+    if resume_state is not None and resume_state.iter >= iters:
+        logger.info("%s is at iteration %d of %d: the run is finished, nothing to train", resume_from,
+                    resume_state.iter, iters)
+        t.state = resume_state
+        return False
+    if opts.check_data and t.rank == 0:
+        check_data(t.train_ds, t.val_ds)
+    t.state.run_id = run_id or ""
+    if resume_state is None and opts.finetune_from is not None:
+        finetune_from(t.model, opts.finetune_from)
+    if resume_state is not None:
+        t.state = checkpoints.load_checkpoint(resume_from, t.model, t.optimizer)
+        if t.state.seed != opts.seed:
+            logger.warning("resuming a run trained with --seed %d under --seed %d: the data order will differ",
+                           t.state.seed, opts.seed)
+        continue_schedule(t.scheduler, t.state, iters)
+        t.state.run_id, t.state.iters = run_id or "", iters
+        logger.info("resumed from %s at iteration %d", resume_from, t.state.iter)
+    if t.world > 1:
+        if opts.device == "gpu":
+            t.train_model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(t.train_model)
+        paddle.distributed.init_parallel_env()
+        t.train_model = paddle.DataParallel(t.train_model)
+        shard = EpochBatchSampler(len(t.train_ds), t.cfg.batch_size, True, True, opts.seed, 0, 0, t.world,
+                                  t.rank).indices()
+        logger.info("rank %d/%d reads %d of %d training images per epoch; epoch 1 starts with %s", t.rank, t.world,
+                    len(shard), len(t.train_ds), t.train_ds.file_list[shard[0]][0])
+    logger.info("training %s: %d iterations, batch size %d per rank x %d rank(s), %d images, %d batches per "
+                "epoch", type(t.model).__name__, iters, t.cfg.batch_size, t.world, len(t.train_ds), t.per_epoch)
+    return True
 
 
 def run_loop(t: Training) -> TrainState:

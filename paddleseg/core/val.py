@@ -62,7 +62,7 @@ def evaluate_checkpoint(cfg, model_path, *, device: str = "cpu", num_workers: in
                         cpu_threads: Optional[int] = None, **options) -> dict:
     """Build ``cfg``'s model, load ``model_path`` strictly, evaluate on ``cfg``'s val set; a report dict."""
     from paddleseg.utils.device import check_precision, set_device
-    from paddleseg.utils.checkpoint import load_entire_model
+    from paddleseg.checkpoint import load_entire_model
     from paddleseg.utils.cityscapes_labels import CITYSCAPES_CLASSES
 
     check_precision(precision, device)

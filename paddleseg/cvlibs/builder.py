@@ -7,6 +7,7 @@ registered class's signature, so a typo is caught before anything is built; a ne
 import copy
 import difflib
 import inspect
+import re
 import typing
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -132,21 +133,46 @@ def check_nested(value: Any, path: str, key: str, origin: Callable[[str], str] =
                 check_component(item, f"{path}[{i}]", hint, origin)
 
 
+# What a constructor raises about its arguments (our components raise ValueError; Paddle's own classes
+# also assert or raise TypeError): a config error, not a bug.
+ARGUMENT_ERRORS = (ValueError, AssertionError, TypeError)
+
+
 def build_component(cfg: Dict, registry: Optional[manager.Registry] = None, where: str = "",
-                    **extra: Any) -> Any:
-    """Build ``cfg`` (validated by :func:`check_component`); ``extra`` adds arguments from code."""
+                    origin: Callable[[str], str] = str, **extra: Any) -> Any:
+    """Build ``cfg`` (validated by :func:`check_component`); ``extra`` adds arguments from code.
+
+    What the constructor raises about its arguments (:data:`ARGUMENT_ERRORS`) becomes a
+    :class:`ConfigError` naming ``origin(key path)``: the argument's path when the message names
+    exactly one of the arguments the config gives, else the component's.
+    """
     cfg = copy.deepcopy(cfg)  # building never changes the config it reads
-    component = resolve(cfg.pop("type"), where, registry)
-    kwargs = {k: _build_value(v, f"{where}.{k}", k) for k, v in cfg.items()}
+    component = resolve(cfg.pop("type"), f"{where}.type", registry, origin)
+    kwargs = {k: _build_value(v, f"{where}.{k}", k, origin) for k, v in cfg.items()}
     kwargs.update(extra)
-    return component(**kwargs)
+    try:
+        return component(**kwargs)
+    except ARGUMENT_ERRORS as e:
+        raise ConfigError(argument_error_message(e, component, list(cfg), where, origin)) from e
 
 
-def _build_value(value: Any, where: str, key: str) -> Any:
+def argument_error_message(error: BaseException, component: Callable, keys: Sequence[str], where: str,
+                           origin: Callable[[str], str] = str) -> str:
+    """``'file: key.path: message'`` for what ``component``'s constructor raised (on one line)."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    named = [k for k in keys if re.search(rf"(?<!\w){re.escape(k)}(?!\w)", message)]
+    path = f"{where}.{named[0]}" if len(named) == 1 else where
+    label = getattr(component, "__name__", str(component))
+    if not re.match(r"[A-Za-z_]\w*[.:]", message):  # the message does not start by naming its class
+        message = f"{label}: {message}"
+    return f"{origin(path)}: {message}"
+
+
+def _build_value(value: Any, where: str, key: str, origin: Callable[[str], str] = str) -> Any:
     hint = _ARGUMENT_REGISTRY.get(key)
     if is_component(value):
-        return build_component(value, hint, where)
+        return build_component(value, hint, where, origin)
     if isinstance(value, list):
-        return [build_component(v, hint, f"{where}[{i}]") if is_component(v) else v
+        return [build_component(v, hint, f"{where}[{i}]", origin) if is_component(v) else v
                 for i, v in enumerate(value)]
     return value

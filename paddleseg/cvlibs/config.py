@@ -49,7 +49,7 @@ def _read_yaml(path: Path, included_from: Optional[str]) -> Dict:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        raise ConfigError(f"{path}{_yaml_position(e)}: not valid YAML: {_yaml_problem(e)}") from e
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot be read: {e}") from e
     if data is None:
@@ -57,6 +57,19 @@ def _read_yaml(path: Path, included_from: Optional[str]) -> Dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a mapping of keys, got {type(data).__name__}")
     return data
+
+
+def _yaml_position(error: yaml.YAMLError) -> str:
+    """':line:column' of a YAML error (1-based), or '' when PyYAML gives no position."""
+    mark = getattr(error, "problem_mark", None)
+    return f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's explanation on one line, without its multi-line excerpt of the file."""
+    parts = [getattr(error, "context", None), getattr(error, "problem", None)]
+    text = ", ".join(p for p in parts if p) or str(error)
+    return " ".join(text.split())
 
 
 def _merge(base: Dict, child: Dict, origins: Optional[Dict[Tuple, str]], source: str,
@@ -130,13 +143,14 @@ def parse_opts(opts: Sequence[str]) -> List[Tuple[List[str], Any]]:
         try:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError as e:
-            raise ConfigError(f"--opts: the value of '{key}' is not valid YAML: {e}") from e
+            raise ConfigError(f"--opts: the value of '{key}' is not valid YAML: {_yaml_problem(e)}") from e
         parsed.append((parts, value))
     return parsed
 
 
-def apply_opt(dic: Dict, parts: List[str], value: Any, origins: Dict[Tuple, str]) -> None:
-    """Set ``dic[parts[0]][parts[1]]... = value``; a numeric part indexes a list."""
+def apply_opt(dic: Dict, parts: List[str], value: Any, origins: Dict[Tuple, str], source: str = "--opts") -> None:
+    """Set ``dic[parts[0]][parts[1]]... = value``; a numeric part indexes a list. ``source`` (the
+    command-line flag) is recorded as the origin of the key."""
     node: Any = dic
     for i, part in enumerate(parts[:-1]):
         where = ".".join(parts[: i + 1])
@@ -153,7 +167,8 @@ def apply_opt(dic: Dict, parts: List[str], value: Any, origins: Dict[Tuple, str]
         node[last] = value
     else:
         raise ConfigError(f"--opts: '{'.'.join(parts[:-1])}' is a value ({node!r}), it has no key '{last}'")
-    origins[tuple(parts)] = "--opts"
+    _forget(origins, tuple(parts))
+    origins[tuple(parts)] = source
 
 
 def _list_index(node: List, part: str, where: str) -> int:
@@ -180,15 +195,15 @@ class Config:
         self.path = Path(path)
         self._origins: Dict[Tuple, str] = {}
         dic = load_config(self.path, self._origins)
-        overrides = parse_opts(opts)
+        overrides = [(parts, value, "--opts") for parts, value in parse_opts(opts)]
         if learning_rate is not None:
-            overrides.append((["lr_scheduler", "learning_rate"], learning_rate))
+            overrides.append((["lr_scheduler", "learning_rate"], learning_rate, "--learning_rate"))
         if batch_size is not None:
-            overrides.append((["batch_size"], batch_size))
+            overrides.append((["batch_size"], batch_size, "--batch_size"))
         if iters is not None:
-            overrides.append((["iters"], iters))
-        for parts, value in overrides:
-            apply_opt(dic, parts, value, self._origins)
+            overrides.append((["iters"], iters, "--iters"))
+        for parts, value, source in overrides:
+            apply_opt(dic, parts, value, self._origins, source)
         self.dic = dic
         self._built: Dict[str, Any] = {}
         self.validate()
@@ -224,6 +239,27 @@ class Config:
                                  self.origin)
         if self.dic.get("test_config") is not None:
             self._check_plain_mapping("test_config", TEST_CONFIG_KEYS)
+        self._check_constructors()
+
+    def _check_constructors(self) -> None:
+        """Build, and throw away, the components that are cheap and pure to build (transforms, losses,
+        optimizer settings, the schedule), so that what their constructors reject (a ``[0, 0]`` crop, a
+        negative ``power``) fails now, before any data is read or file written. Models and datasets
+        are built later, once (their constructors allocate weights or list files)."""
+        for key in ("train_dataset", "val_dataset", "test_dataset", "export"):
+            section = self.dic.get(key)
+            transforms = section.get("transforms") if isinstance(section, dict) else None
+            for i, item in enumerate(transforms if isinstance(transforms, list) else []):
+                if builder.is_component(item):
+                    builder.build_component(item, manager.TRANSFORMS, f"{key}.transforms[{i}]", self.origin)
+        if self.dic.get("loss") is not None:
+            for i, item in enumerate(self.dic["loss"]["types"]):
+                builder.build_component(item, manager.LOSSES, f"loss.types[{i}]", self.origin)
+        if self.dic.get("optimizer") is not None:
+            builder.build_component(self.dic["optimizer"], manager.OPTIMIZERS, "optimizer", self.origin)
+        if self.dic.get("lr_scheduler") is not None and self.dic.get("iters") is not None:
+            builder.build_component(self.dic["lr_scheduler"], manager.LR_SCHEDULERS, "lr_scheduler", self.origin,
+                                    iters=self.dic["iters"])
 
     def _check_section(self, key: str) -> None:
         registry = SECTIONS[key]
@@ -285,7 +321,7 @@ class Config:
     def build(self, key: str, **extra: Any) -> Any:
         """Build (once) the component of section ``key``; ``extra`` arguments come from code."""
         if key not in self._built:
-            self._built[key] = builder.build_component(self._require(key), SECTIONS[key], key, **extra)
+            self._built[key] = builder.build_component(self._require(key), SECTIONS[key], key, self.origin, **extra)
         return self._built[key]
 
     @property
@@ -319,7 +355,7 @@ class Config:
         shared by all, PaddleSeg's convention)."""
         if "loss" not in self._built:
             section = self._require("loss")
-            built = [builder.build_component(t, manager.LOSSES, f"loss.types[{i}]")
+            built = [builder.build_component(t, manager.LOSSES, f"loss.types[{i}]", self.origin)
                      for i, t in enumerate(section["types"])]
             coef = list(section["coef"])
             if len(built) == 1:

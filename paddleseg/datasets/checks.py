@@ -15,14 +15,17 @@ import numpy as np
 
 from paddleseg.datasets.parallel import parallel_map
 from paddleseg.errors import DatasetError
-from paddleseg.transforms.io import read_label
+from paddleseg.transforms.io import check_pixels, read_label
 
 FilePair = Tuple[str, Optional[str]]
 MAX_LISTED = 10
 
 
 def image_size(path: str) -> Tuple[int, int]:
-    """(height, width) of a fully decoded image; raises DatasetError if it cannot be decoded."""
+    """(height, width) of a fully decoded image; raises DatasetError if it cannot be decoded, and
+    :class:`~paddleseg.transforms.io.ImageTooLarge` (before decoding) if its header claims more pixels
+    than training and evaluation read."""
+    check_pixels(path)
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         reason = "file not found" if not Path(path).is_file() else "unreadable or truncated image"
@@ -69,10 +72,13 @@ def default_cache_file() -> Path:
 
 
 class CheckCache:
-    """Samples that passed :func:`check_pair`, each remembered with the size and modification time of
-    its files and the class count it was checked for: a training run reads every file once, not at
-    every start or resume, and a file that changed is checked again. A cache that cannot be read or
-    written is ignored (the check then just runs)."""
+    """Samples that passed :func:`check_pair`, each remembered with the stamps of its files (size,
+    modification time, status-change time and inode) and the class count it was checked for: a
+    training run reads every file once, not at every start or resume, and a file that changed is
+    checked again. Size and mtime alone are not enough: a same-size file copied over the old one with
+    its mtime set back (``touch -r``, ``cp -p``, ``rsync -t``) keeps both, but its ctime moves, and a
+    file replaced by a rename has a new inode. A cache that cannot be read or written is ignored (the
+    check then just runs)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -84,7 +90,8 @@ class CheckCache:
             self.entries = {}
 
     @staticmethod
-    def _key(pair: FilePair, num_classes: int, ignore_index: int) -> Tuple[str, Optional[list]]:
+    def stamp(pair: FilePair, num_classes: int, ignore_index: int) -> Tuple[str, Optional[list]]:
+        """The cache key of ``pair`` and the stamps of its files now (None if one cannot be stat'ed)."""
         stamps = []
         for f in pair:
             if f is None:
@@ -94,15 +101,13 @@ class CheckCache:
                 st = os.stat(f)
             except OSError:
                 return "", None
-            stamps.append([st.st_size, st.st_mtime_ns])
+            stamps.append([st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino])
         return f"{os.path.abspath(pair[0])}|{pair[1] and os.path.abspath(pair[1])}|{num_classes}|{ignore_index}", stamps
 
-    def passed(self, pair: FilePair, num_classes: int, ignore_index: int) -> bool:
-        key, stamps = self._key(pair, num_classes, ignore_index)
+    def passed(self, key: str, stamps: Optional[list]) -> bool:
         return stamps is not None and self.entries.get(key) == stamps
 
-    def add(self, pair: FilePair, num_classes: int, ignore_index: int) -> None:
-        key, stamps = self._key(pair, num_classes, ignore_index)
+    def add(self, key: str, stamps: Optional[list]) -> None:
         if stamps is not None:
             self.entries[key] = stamps
 
@@ -124,17 +129,21 @@ def check_contents(file_list: Sequence[FilePair], num_classes: int, ignore_index
     listing them when ``raise_error``. With ``cache`` (a file), pairs that passed before and have not
     changed since are not read again (:class:`CheckCache`)."""
     memory = CheckCache(cache) if cache is not None else None
-    todo = [p for p in file_list if memory is None or not memory.passed(p, num_classes, ignore_index)]
+    todo, todo_stamps = list(file_list), []
+    if memory is not None:  # stamped before reading: a file changed during the check is not cached as passed
+        stamped = [(p, memory.stamp(p, num_classes, ignore_index)) for p in file_list]
+        stamped = [(p, stamp) for p, stamp in stamped if not memory.passed(*stamp)]
+        todo, todo_stamps = [p for p, _ in stamped], [stamp for _, stamp in stamped]
     fn = partial(check_pair, num_classes=num_classes, ignore_index=ignore_index)
     results = parallel_map(fn, todo, workers, "checking", progress) if todo else []
     problems = [p for p in results if p]
     if memory is not None and todo:
-        for pair, problem in zip(todo, results):
+        for stamp, problem in zip(todo_stamps, results):
             if not problem:
-                memory.add(pair, num_classes, ignore_index)
+                memory.add(*stamp)
         memory.save()
     if problems and raise_error:
-        listed = "\n  ".join(problems[:MAX_LISTED])
-        more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-        raise DatasetError(f"{len(problems)} of {len(file_list)} samples are invalid:\n  {listed}{more}")
+        listed = " | ".join(problems[:MAX_LISTED])
+        more = f" | ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise DatasetError(f"{len(problems)} of {len(file_list)} samples are invalid: {listed}{more}")
     return problems

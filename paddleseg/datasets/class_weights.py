@@ -2,7 +2,6 @@
 a config's ``CrossEntropyLoss.weight`` without touching the rest of the file."""
 import os
 import re
-import tempfile
 from functools import partial
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
@@ -13,6 +12,7 @@ import yaml
 from paddleseg.datasets.parallel import parallel_map
 from paddleseg.errors import ConfigError, DatasetError
 from paddleseg.transforms.io import read_label
+from paddleseg.utils.atomic import atomic_write_text
 
 ESPNET_C = 1.10
 
@@ -74,11 +74,24 @@ def _weight_block(lines: List[str], start: int, column: int) -> range:
     return range(0)
 
 
+def check_config_writable(config_path: Union[str, Path]) -> None:
+    """Fail before the (slow) counting if :func:`write_weights_to_config` could not replace the file:
+    it writes a temporary file beside the file a symlink points to, then renames it."""
+    target = Path(os.path.realpath(config_path))
+    if not target.is_file():
+        raise ConfigError(f"{config_path}: not a file")
+    for needed in (target, target.parent):
+        if not os.access(needed, os.W_OK):
+            raise ConfigError(f"{config_path}: cannot write the weights into it ({needed} is not writable)")
+
+
 def write_weights_to_config(config_path: Union[str, Path], weights: Sequence[float], decimals: int = 4) -> int:
     """Set ``weight:`` of every ``CrossEntropyLoss`` under ``loss.types`` in the file; returns how many.
 
     Only the weight lines change (a ``weight:`` key is added after ``type: CrossEntropyLoss`` when absent);
-    the result is parsed back and compared with the original before it replaces the file atomically."""
+    the result is parsed back and compared with the original before it replaces the file atomically
+    (:func:`~paddleseg.utils.atomic.atomic_write_text`: the file keeps its mode, a symlink stays a link
+    and its target is rewritten). On any error the file is unchanged."""
     path = Path(config_path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -114,14 +127,10 @@ def write_weights_to_config(config_path: Union[str, Path], weights: Sequence[flo
                           f"run on the file that defines the loss (it may come from a _base_ file)")
     new_text = "".join(out)
     check_unchanged_but_weights(path, original, yaml.safe_load(new_text), values)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(new_text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write_text(path, new_text)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot write the config ({e.strerror or e}); the file is unchanged") from e
     return count
 
 

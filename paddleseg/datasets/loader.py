@@ -7,7 +7,6 @@
 import math
 import multiprocessing
 import os
-import queue
 import signal
 import threading
 import time
@@ -98,13 +97,11 @@ class InProcessLoader:
 
 class SampleWatch:
     """What each loader worker is doing, shared with the main process: the sample it is reading
-    (index, start time, worker pid; index -1 when idle) and the errors it raised. So a worker that
-    dies or hangs is named by its sample, and a worker's error reaches the main process with its path
-    (paddle's reader thread only reports that its queue was killed)."""
+    (index, start time, worker pid; index -1 when idle). So a worker that dies or hangs is named by
+    its sample."""
 
     def __init__(self, num_workers: int):
         self.slots = multiprocessing.Array("d", [-1.0, 0.0, 0.0] * num_workers, lock=False)
-        self.errors = multiprocessing.Queue()
 
     def start(self, worker: int, index: int) -> None:
         self.slots[3 * worker:3 * worker + 3] = [index, time.time(), os.getpid()]
@@ -122,8 +119,35 @@ class SampleWatch:
         return sorted(found, key=lambda x: -x[1])
 
 
+# A worker does not raise: paddle's reader thread would print the worker's traceback and die, and the
+# main process would only learn that the queue was killed. It sends this batch instead, which the
+# main process raises as the error (DataLoader.__iter__).
+FAILED = "failed_sample"
+
+
+def failure(where: str, error: Exception) -> Dict:
+    """The sample (and batch) a worker sends for ``error`` raised while reading ``where``: a user
+    error with its message (it names the file), anything else with its traceback."""
+    user_error = isinstance(error, UserError)
+    # paddle's queue needs an array in every batch (it misreads a batch of none)
+    return {FAILED: where, "user_error": user_error, "queue_padding": np.zeros(1, dtype=np.float32),
+            "message": str(error) if user_error else traceback.format_exc()}
+
+
+def watched_collate(samples: List[Dict]) -> Dict:
+    """:func:`collate` in a worker: a failed sample (or a failing collate) makes the batch a failure."""
+    for s in samples:
+        if FAILED in s:
+            return s
+    try:
+        return collate(samples)
+    except Exception as e:  # e.g. samples of different sizes: a config without a fixed-size crop
+        return failure("the batch of " + ", ".join(str(s.get("img_path")) for s in samples), e)
+
+
 class WatchedDataset:
-    """``dataset`` as the workers read it: every sample recorded in a :class:`SampleWatch`."""
+    """``dataset`` as the workers read it: every sample recorded in a :class:`SampleWatch`, an error
+    sent as a :func:`failure` sample."""
 
     def __init__(self, dataset, watch: SampleWatch):
         self.dataset, self.watch = dataset, watch
@@ -137,9 +161,7 @@ class WatchedDataset:
         try:
             sample = self.dataset[idx]
         except Exception as e:
-            self.watch.errors.put((idx, isinstance(e, UserError), str(e) if isinstance(e, UserError)
-                                   else traceback.format_exc()))
-            raise
+            sample = failure(sample_path(self.dataset, idx), e)
         self.watch.stop(worker)
         return sample
 
@@ -153,9 +175,10 @@ class DataLoader:
     """The paddle DataLoader, failing clearly instead of hanging or dying without a path.
 
     A worker's error is raised in the main process as itself (a :class:`DatasetError` naming the
-    file) rather than paddle's "blocking queue is killed"; a worker that dies is named by the sample
-    it was reading; and when no batch arrives within ``timeout`` seconds (0: no limit) the workers
-    reading are killed and the samples they were stuck on are named."""
+    file, one line) rather than paddle's "blocking queue is killed" after a reader-thread traceback;
+    a worker that dies is named by the sample it was reading; and when no batch arrives within
+    ``timeout`` seconds (0: no limit) the workers reading are killed and the samples they were stuck
+    on are named."""
 
     def __init__(self, loader, sampler: EpochBatchSampler, dataset=None, watch: Optional[SampleWatch] = None,
                  timeout: float = 0):
@@ -202,7 +225,16 @@ class DataLoader:
             finally:
                 if timer is not None:
                     timer.cancel()
+            if FAILED in batch:
+                failure = self._failed(batch)
+                del batches, timer  # paddle's iterator shuts its workers down now, not when the traceback goes
+                raise failure
             yield batch
+
+    def _failed(self, batch: Dict) -> Exception:
+        if batch["user_error"]:
+            return DatasetError(batch["message"])
+        return RuntimeError(f"a data-loader worker failed on {batch[FAILED]}:\n{batch['message']}")
 
     @staticmethod
     def _abort(batches, timed_out: threading.Event) -> None:
@@ -228,14 +260,6 @@ class DataLoader:
                 pass
 
     def _explain(self, error: Exception, timed_out: bool) -> Exception:
-        try:
-            index, is_user_error, message = self.watch.errors.get(timeout=1.0)
-        except queue.Empty:
-            pass
-        else:
-            if is_user_error:
-                return DatasetError(message)
-            return RuntimeError(f"a data-loader worker failed on {sample_path(self.dataset, index)}:\n{message}")
         busy = self.watch.busy()
         named = "; ".join(f"{sample_path(self.dataset, i)} (sample {i}, {age:.0f} s)" for i, age, _ in busy)
         if timed_out and all(alive(pid) for _, _, pid in busy):
@@ -275,5 +299,5 @@ def build_dataloader(dataset, batch_size: int, *, shuffle: bool, drop_last: bool
         return DataLoader(InProcessLoader(dataset, sampler), sampler)
     watch = SampleWatch(num_workers)
     loader = paddle.io.DataLoader(WatchedDataset(dataset, watch), batch_sampler=sampler, num_workers=num_workers,
-                                  collate_fn=collate, use_shared_memory=use_shared_memory, return_list=True)
+                                  collate_fn=watched_collate, use_shared_memory=use_shared_memory, return_list=True)
     return DataLoader(loader, sampler, dataset, watch, timeout)

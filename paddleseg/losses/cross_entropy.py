@@ -10,7 +10,7 @@ from typing import Optional
 import paddle
 import paddle.nn.functional as F
 
-from paddleseg.cvlibs import manager
+from paddleseg.cvlibs import arguments, manager
 from paddleseg.errors import ConfigError
 
 _CHANNEL_AXIS = {"NCHW": 1, "NHWC": -1}
@@ -50,12 +50,16 @@ class CrossEntropyLoss:
     """
 
     def __init__(self, weight: Optional[list] = None, ignore_index: int = 255, data_format: str = "NCHW"):
-        if data_format not in _CHANNEL_AXIS:
-            raise ConfigError(f"CrossEntropyLoss.data_format must be one of {', '.join(_CHANNEL_AXIS)}, "
-                              f"got {data_format!r}")
-        self.weight = None if weight is None else [float(w) for w in weight]
-        self.ignore_index = ignore_index
-        self.data_format = data_format
+        self.data_format = arguments.one_of("CrossEntropyLoss", "data_format", data_format, list(_CHANNEL_AXIS))
+        if weight is not None:
+            if not isinstance(weight, (list, tuple)) or not weight:
+                raise ValueError(f"CrossEntropyLoss.weight must be a list of one weight per class, got {weight!r}")
+            weight = [float(arguments.non_negative("CrossEntropyLoss", f"weight[{i}]", w))
+                      for i, w in enumerate(weight)]
+            if not any(weight):
+                raise ValueError(f"CrossEntropyLoss.weight must not be all 0, got {weight}")
+        self.weight = weight
+        self.ignore_index = arguments.number("CrossEntropyLoss", "ignore_index", ignore_index, integer=True)
         self._weight_tensor: Optional[paddle.Tensor] = None
 
     def _class_weight(self, num_classes: int) -> Optional[paddle.Tensor]:
@@ -100,13 +104,9 @@ class OhemCrossEntropyLoss:
     """
 
     def __init__(self, thresh: float = 0.7, min_kept: int = 10000, ignore_index: int = 255):
-        if not 0.0 <= thresh <= 1.0:
-            raise ConfigError(f"OhemCrossEntropyLoss.thresh must be a probability in [0, 1], got {thresh}")
-        if min_kept < 0:
-            raise ConfigError(f"OhemCrossEntropyLoss.min_kept must be >= 0, got {min_kept}")
-        self.thresh = thresh
-        self.min_kept = min_kept
-        self.ignore_index = ignore_index
+        self.thresh = arguments.probability("OhemCrossEntropyLoss", "thresh", thresh)
+        self.min_kept = arguments.non_negative("OhemCrossEntropyLoss", "min_kept", min_kept, integer=True)
+        self.ignore_index = arguments.number("OhemCrossEntropyLoss", "ignore_index", ignore_index, integer=True)
 
     def __call__(self, logits: paddle.Tensor, label: paddle.Tensor) -> paddle.Tensor:
         label = _label_map(logits, label, 1)

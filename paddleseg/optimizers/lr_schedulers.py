@@ -15,8 +15,7 @@ from typing import Optional
 
 from paddle.optimizer import lr
 
-from paddleseg.cvlibs import manager
-from paddleseg.errors import ConfigError
+from paddleseg.cvlibs import arguments, manager
 
 
 class WarmupThenDecay(lr.LRScheduler):
@@ -29,11 +28,9 @@ class WarmupThenDecay(lr.LRScheduler):
 
     def __init__(self, decay: lr.LRScheduler, warmup_iters: int = 0, warmup_start_lr: float = 0.0):
         name = type(self).__name__
-        if warmup_iters < 0:
-            raise ConfigError(f"{name}.warmup_iters must be >= 0, got {warmup_iters}")
         self.decay = decay
-        self.warmup_iters = warmup_iters
-        self.warmup_start_lr = float(warmup_start_lr)
+        self.warmup_iters = arguments.non_negative(name, "warmup_iters", warmup_iters, integer=True)
+        self.warmup_start_lr = float(arguments.non_negative(name, "warmup_start_lr", warmup_start_lr))
         self.warmup_end_lr = decay()  # the decay's rate at its step 0
         super().__init__(learning_rate=self.warmup_end_lr)
 
@@ -47,17 +44,16 @@ class WarmupThenDecay(lr.LRScheduler):
 
 def decay_length(owner: str, argument: str, given: Optional[int], iters: Optional[int], warmup_iters: int) -> int:
     """``given``, or the iterations after the warm-up (``iters - warmup_iters``); must be positive."""
+    arguments.non_negative(owner, "warmup_iters", warmup_iters, integer=True)
     if given is None:
         if iters is None:
-            raise ConfigError(f"{owner}.{argument} is not set and the training iters were not passed: set "
-                              f"lr_scheduler.{argument}, or build the scheduler with iters=")
+            raise ValueError(f"{owner}.{argument} is not set and the training iters were not passed: set "
+                             f"lr_scheduler.{argument}, or build the scheduler with iters=")
         given = iters - warmup_iters
         if given <= 0:
-            raise ConfigError(f"{owner}: warmup_iters ({warmup_iters}) leaves no iterations of the {iters} "
-                              f"training iters to decay over")
-    if given <= 0:
-        raise ConfigError(f"{owner}.{argument} must be > 0, got {given}")
-    return given
+            raise ValueError(f"{owner}: warmup_iters ({warmup_iters}) leaves no iterations of the {iters} "
+                             f"training iters to decay over")
+    return arguments.positive(owner, argument, given, integer=True)
 
 
 @manager.LR_SCHEDULERS.add_component
@@ -72,6 +68,9 @@ class PolynomialDecay(WarmupThenDecay):
                  power: float = 0.9, cycle: bool = False, warmup_iters: int = 0, warmup_start_lr: float = 0.0,
                  iters: Optional[int] = None):
         steps = decay_length("PolynomialDecay", "decay_steps", decay_steps, iters, warmup_iters)
+        learning_rate = arguments.positive("PolynomialDecay", "learning_rate", learning_rate)
+        end_lr = arguments.non_negative("PolynomialDecay", "end_lr", end_lr)
+        power = arguments.positive("PolynomialDecay", "power", power)
         super().__init__(lr.PolynomialDecay(learning_rate, steps, end_lr=end_lr, power=power, cycle=cycle),
                          warmup_iters, warmup_start_lr)
 
@@ -87,6 +86,8 @@ class CosineAnnealingDecay(WarmupThenDecay):
     def __init__(self, learning_rate: float, T_max: Optional[int] = None, eta_min: float = 0.0,  # noqa: N803
                  warmup_iters: int = 0, warmup_start_lr: float = 0.0, iters: Optional[int] = None):
         steps = decay_length("CosineAnnealingDecay", "T_max", T_max, iters, warmup_iters)
+        learning_rate = arguments.positive("CosineAnnealingDecay", "learning_rate", learning_rate)
+        eta_min = arguments.non_negative("CosineAnnealingDecay", "eta_min", eta_min)
         super().__init__(lr.CosineAnnealingDecay(learning_rate, steps, eta_min=eta_min),
                          warmup_iters, warmup_start_lr)
 
@@ -98,10 +99,17 @@ class PiecewiseDecay(WarmupThenDecay):
 
     def __init__(self, boundaries: list, values: list, warmup_iters: int = 0, warmup_start_lr: float = 0.0,
                  iters: Optional[int] = None):
+        if not isinstance(boundaries, (list, tuple)) or not boundaries:
+            raise ValueError(f"PiecewiseDecay.boundaries must be a non-empty list of iterations, got {boundaries!r}")
+        if not isinstance(values, (list, tuple)):
+            raise ValueError(f"PiecewiseDecay.values must be a list of learning rates, got {values!r}")
         if len(values) != len(boundaries) + 1:
-            raise ConfigError(f"PiecewiseDecay.values needs one entry more than boundaries: got "
-                              f"{len(values)} values for {len(boundaries)} boundaries")
-        if list(boundaries) != sorted(boundaries):
-            raise ConfigError(f"PiecewiseDecay.boundaries must be increasing, got {boundaries}")
-        super().__init__(lr.PiecewiseDecay([int(b) for b in boundaries], [float(v) for v in values]),
+            raise ValueError(f"PiecewiseDecay.values needs one entry more than boundaries: got "
+                             f"{len(values)} values for {len(boundaries)} boundaries")
+        boundaries = [arguments.positive("PiecewiseDecay", f"boundaries[{i}]", b, integer=True)
+                      for i, b in enumerate(boundaries)]
+        if any(a >= b for a, b in zip(boundaries, boundaries[1:])):
+            raise ValueError(f"PiecewiseDecay.boundaries must be increasing, got {boundaries}")
+        values = [float(arguments.non_negative("PiecewiseDecay", f"values[{i}]", v)) for i, v in enumerate(values)]
+        super().__init__(lr.PiecewiseDecay(boundaries, values),
                          warmup_iters, warmup_start_lr)

@@ -11,8 +11,7 @@ from typing import Iterable, Optional, Union
 import paddle
 from paddle.optimizer.lr import LRScheduler
 
-from paddleseg.cvlibs import manager
-from paddleseg.errors import ConfigError
+from paddleseg.cvlibs import arguments, manager
 
 LearningRate = Union[float, LRScheduler]
 
@@ -22,11 +21,9 @@ class OptimizerSettings:
 
     def __init__(self, weight_decay: float = 0.0, grad_clip_norm: Optional[float] = None):
         name = type(self).__name__
-        if weight_decay < 0:
-            raise ConfigError(f"{name}.weight_decay must be >= 0, got {weight_decay}")
-        if grad_clip_norm is not None and grad_clip_norm <= 0:
-            raise ConfigError(f"{name}.grad_clip_norm must be > 0 (or null for no clipping), got {grad_clip_norm}")
-        self.weight_decay = float(weight_decay)
+        self.weight_decay = float(arguments.non_negative(name, "weight_decay", weight_decay))
+        if grad_clip_norm is not None:  # null: no clipping
+            grad_clip_norm = float(arguments.positive(name, "grad_clip_norm", grad_clip_norm))
         self.grad_clip_norm = grad_clip_norm
 
     def common_arguments(self, parameters: Iterable, learning_rate: LearningRate) -> dict:
@@ -39,9 +36,8 @@ class OptimizerSettings:
         }
 
 
-def _check_fraction(owner: str, name: str, value: float) -> None:
-    if not 0.0 <= value < 1.0:
-        raise ConfigError(f"{owner}.{name} must be in [0, 1), got {value}")
+def _check_fraction(owner: str, name: str, value: float) -> float:
+    return float(arguments.number(owner, name, value, 0, 1, high_open=True))
 
 
 @manager.OPTIMIZERS.add_component
@@ -51,11 +47,9 @@ class Adam(OptimizerSettings):
     def __init__(self, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
                  weight_decay: float = 0.0, grad_clip_norm: Optional[float] = None):
         super().__init__(weight_decay, grad_clip_norm)
-        _check_fraction("Adam", "beta1", beta1)
-        _check_fraction("Adam", "beta2", beta2)
-        if epsilon <= 0:
-            raise ConfigError(f"Adam.epsilon must be > 0, got {epsilon}")
-        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.beta1 = _check_fraction("Adam", "beta1", beta1)
+        self.beta2 = _check_fraction("Adam", "beta2", beta2)
+        self.epsilon = float(arguments.positive("Adam", "epsilon", epsilon))
 
     def __call__(self, parameters: Iterable, learning_rate: LearningRate) -> paddle.optimizer.Optimizer:
         return paddle.optimizer.Adam(beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon,
@@ -73,9 +67,9 @@ class SGD(OptimizerSettings):
     def __init__(self, momentum: float = 0.0, use_nesterov: bool = False, weight_decay: float = 0.0,
                  grad_clip_norm: Optional[float] = None):
         super().__init__(weight_decay, grad_clip_norm)
-        _check_fraction(type(self).__name__, "momentum", momentum)
+        momentum = _check_fraction(type(self).__name__, "momentum", momentum)
         if use_nesterov and momentum == 0:
-            raise ConfigError(f"{type(self).__name__}.use_nesterov needs a momentum > 0")
+            raise ValueError(f"{type(self).__name__}.use_nesterov needs a momentum > 0")
         self.momentum, self.use_nesterov = momentum, use_nesterov
 
     def __call__(self, parameters: Iterable, learning_rate: LearningRate) -> paddle.optimizer.Optimizer:

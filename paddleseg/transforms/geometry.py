@@ -9,7 +9,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from paddleseg.cvlibs import manager
+from paddleseg.cvlibs import arguments, manager
 
 INTERPOLATIONS = {
     "NEAREST": cv2.INTER_NEAREST,
@@ -21,12 +21,6 @@ INTERPOLATIONS = {
 LABEL_INTERPOLATION = cv2.INTER_NEAREST_EXACT
 
 Pair = Tuple[np.ndarray, Optional[np.ndarray]]
-
-
-def _size_pair(value: Sequence, name: str) -> Tuple[int, int]:
-    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(int(v) == v and v > 0 for v in value):
-        raise ValueError(f"{name} must be [width, height] with two positive integers, got {value!r}")
-    return int(value[0]), int(value[1])
 
 
 def resize_pair(img: np.ndarray, label: Optional[np.ndarray], size: Tuple[int, int],
@@ -53,10 +47,8 @@ class Resize:
     ``interp`` is NEAREST, LINEAR, CUBIC, AREA, LANCZOS4 or RANDOM (one of those per sample)."""
 
     def __init__(self, target_size: Sequence[int] = (512, 512), interp: str = "LINEAR", keep_ratio: bool = False):
-        self.target_size = _size_pair(target_size, "Resize.target_size")
-        if interp != "RANDOM" and interp not in INTERPOLATIONS:
-            raise ValueError(f"Resize.interp must be one of {', '.join(INTERPOLATIONS)} or RANDOM, got {interp!r}")
-        self.interp = interp
+        self.target_size = arguments.size_pair("Resize", "target_size", target_size)
+        self.interp = arguments.one_of("Resize", "interp", interp, list(INTERPOLATIONS) + ["RANDOM"])
         self.keep_ratio = keep_ratio
 
     def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
@@ -76,10 +68,8 @@ class ResizeByShort:
     """Scale so that the short side is ``short_size`` (the long side at most ``max_size`` if > 0)."""
 
     def __init__(self, short_size: int, max_size: int = -1):
-        if short_size <= 0:
-            raise ValueError(f"ResizeByShort.short_size must be positive, got {short_size}")
-        self.short_size = short_size
-        self.max_size = max_size
+        self.short_size = arguments.positive("ResizeByShort", "short_size", short_size, integer=True)
+        self.max_size = arguments.number("ResizeByShort", "max_size", max_size, integer=True)  # <= 0: no limit
 
     def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
         h, w = img.shape[:2]
@@ -94,9 +84,7 @@ class ResizeByLong:
     """Scale so that the long side is ``long_size``."""
 
     def __init__(self, long_size: int):
-        if long_size <= 0:
-            raise ValueError(f"ResizeByLong.long_size must be positive, got {long_size}")
-        self.long_size = long_size
+        self.long_size = arguments.positive("ResizeByLong", "long_size", long_size, integer=True)
 
     def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
         h, w = img.shape[:2]
@@ -110,11 +98,9 @@ class ResizeStepScaling:
 
     def __init__(self, min_scale_factor: float = 0.75, max_scale_factor: float = 1.25,
                  scale_step_size: float = 0.25):
-        if not 0 < min_scale_factor <= max_scale_factor:
-            raise ValueError(f"ResizeStepScaling: need 0 < min_scale_factor <= max_scale_factor, got "
-                             f"{min_scale_factor} and {max_scale_factor}")
-        if scale_step_size < 0:
-            raise ValueError(f"ResizeStepScaling.scale_step_size must be >= 0, got {scale_step_size}")
+        arguments.positive("ResizeStepScaling", "min_scale_factor", min_scale_factor)
+        arguments.number("ResizeStepScaling", "max_scale_factor", max_scale_factor, min_scale_factor)
+        arguments.non_negative("ResizeStepScaling", "scale_step_size", scale_step_size)
         self.min_scale_factor = min_scale_factor
         self.max_scale_factor = max_scale_factor
         self.scale_step_size = scale_step_size
@@ -146,9 +132,10 @@ class RandomPaddingCrop:
 
     def __init__(self, crop_size: Sequence[int] = (512, 512), im_padding_value: float = 127.5,
                  label_padding_value: int = 255):
-        self.crop_size = _size_pair(crop_size, "RandomPaddingCrop.crop_size")
-        self.im_padding_value = im_padding_value
-        self.label_padding_value = label_padding_value
+        self.crop_size = arguments.size_pair("RandomPaddingCrop", "crop_size", crop_size)
+        self.im_padding_value = arguments.number("RandomPaddingCrop", "im_padding_value", im_padding_value)
+        self.label_padding_value = arguments.label_value("RandomPaddingCrop", "label_padding_value",
+                                                         label_padding_value)
 
     def draw_offset(self, rng: np.random.Generator, width: int, height: int) -> Tuple[int, int]:
         """The random (x, y) of the window's corner in the padded image of an image of that size."""
@@ -213,7 +200,7 @@ class RandomHorizontalFlip:
     """Mirror left-right with probability ``prob``."""
 
     def __init__(self, prob: float = 0.5):
-        self.prob = prob
+        self.prob = arguments.probability("RandomHorizontalFlip", "prob", prob)
 
     def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
         if rng.random() < self.prob:
@@ -229,8 +216,8 @@ class RandomScaleAspect:
     ``aspect_ratio``, resized back to the original size (up to 10 tries; unchanged if none fits)."""
 
     def __init__(self, min_scale: float = 0.5, aspect_ratio: float = 0.33):
-        self.min_scale = min_scale
-        self.aspect_ratio = aspect_ratio
+        self.min_scale = arguments.probability("RandomScaleAspect", "min_scale", min_scale)
+        self.aspect_ratio = arguments.number("RandomScaleAspect", "aspect_ratio", aspect_ratio, 0, 1)
 
     def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
         if self.min_scale == 0 or self.aspect_ratio == 0:
@@ -256,9 +243,9 @@ class RandomRotation:
     rotated image, corners padded (image ``im_padding_value``, label ``label_padding_value``)."""
 
     def __init__(self, max_rotation: float = 15, im_padding_value: float = 127.5, label_padding_value: int = 255):
-        self.max_rotation = max_rotation
-        self.im_padding_value = im_padding_value
-        self.label_padding_value = label_padding_value
+        self.max_rotation = arguments.number("RandomRotation", "max_rotation", max_rotation, 0, 180)
+        self.im_padding_value = arguments.number("RandomRotation", "im_padding_value", im_padding_value)
+        self.label_padding_value = arguments.label_value("RandomRotation", "label_padding_value", label_padding_value)
 
     def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
         if self.max_rotation <= 0:

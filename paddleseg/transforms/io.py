@@ -4,20 +4,68 @@ The common case, an 8-bit RGB image or 8-bit grey label in PNG (all of Cityscape
 libspng (pyspng), about a fifth faster than OpenCV's decoder and already in RGB order; PNG is
 lossless, so the pixels are the same. Every other file, and any file libspng refuses, goes through
 OpenCV / Pillow, which also produce the error messages.
+
+Before anything is decoded the size is read from the file's header (Pillow reads only the header on
+``Image.open``): a file of more than ``max_pixels`` pixels raises :class:`ImageTooLarge`. Some
+kilobytes of compressed zeros can otherwise claim 20000x20000 pixels and take gigabytes to decode
+(a "decompression bomb"). The default limit is Pillow's own.
 """
+import re
+import sys
+import warnings
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import cv2
 import numpy as np
 import pyspng
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from paddleseg.errors import DatasetError
 
 PathLike = Union[str, Path]
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _RGB, _GREY = 2, 0  # PNG colour types
+# Pillow's own limit (2 * Image.MAX_IMAGE_PIXELS, where it raises DecompressionBombError): 178956970
+MAX_PIXELS = 2 * 89_478_485
+
+
+class ImageTooLarge(DatasetError):
+    """An image whose header claims more pixels than the limit; it was not decoded."""
+
+
+def header_pixels(path: PathLike, kind: str = "image") -> Tuple[int, str]:
+    """The number of pixels ``path`` holds according to its header (nothing is decoded), and its size
+    as text (``'4000x3000'``; empty when only the count is known). DatasetError if the file is missing
+    or its header is not an image's (``kind`` names the file in it: ``'image'``, ``'label image'``)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+        return width * height, f"{width}x{height}"
+    except Image.DecompressionBombError as e:
+        # Pillow refuses files above its own limit before giving the size; its message has the count
+        # (tests/test_io.py fails if that changes; until then an unknown count counts as too many)
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = int(found.group(1)) if found else sys.maxsize
+        return pixels, ""
+    except FileNotFoundError as e:
+        raise DatasetError(f"{path}: file not found") from e
+    except UnidentifiedImageError as e:
+        raise DatasetError(f"{path}: unreadable or truncated {kind} (not an image format Pillow knows)") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DatasetError(f"{path}: unreadable or truncated {kind} ({e})") from e
+
+
+def check_pixels(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS, kind: str = "image") -> None:
+    """Raise :class:`ImageTooLarge` if ``path``'s header claims more than ``max_pixels`` pixels (None:
+    no limit), DatasetError if it has no readable image header."""
+    pixels, size = header_pixels(path, kind)
+    if max_pixels is not None and pixels > max_pixels:
+        described = f"{size} = {pixels}" if size else str(pixels)
+        raise ImageTooLarge(f"{path}: {kind} of {described} pixels is above the limit of {max_pixels} pixels; "
+                            f"not decoded (a decompression bomb?)")
 
 
 def _fast_png(path: PathLike, colour_type: int) -> Optional[np.ndarray]:
@@ -35,8 +83,11 @@ def _fast_png(path: PathLike, colour_type: int) -> Optional[np.ndarray]:
         return None
 
 
-def read_image(path: PathLike) -> np.ndarray:
-    """An image file as an RGB uint8 array (H, W, 3); grey images are expanded, alpha dropped."""
+def read_image(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS) -> np.ndarray:
+    """An image file as an RGB uint8 array (H, W, 3); grey images are expanded, alpha dropped.
+
+    Raises :class:`ImageTooLarge` without decoding above ``max_pixels`` pixels (None: no limit)."""
+    check_pixels(path, max_pixels)
     img = _fast_png(path, _RGB)
     if img is not None:
         return img
@@ -47,19 +98,26 @@ def read_image(path: PathLike) -> np.ndarray:
     return img
 
 
-def read_label(path: PathLike) -> np.ndarray:
-    """A label file as a uint8 array (H, W) of class ids; palette PNGs give their indices, not colours."""
+def read_label(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS) -> np.ndarray:
+    """A label file as a uint8 array (H, W) of class ids; palette PNGs give their indices, not colours.
+
+    Raises :class:`ImageTooLarge` without decoding above ``max_pixels`` pixels (None: no limit)."""
+    check_pixels(path, max_pixels, "label image")
     label = _fast_png(path, _GREY)
     if label is not None:
         return label
     try:
-        with Image.open(path) as im:
-            if im.mode not in ("L", "P"):
-                raise DatasetError(f"{path}: a label must be a single-channel 8-bit image (mode L or P), "
-                                   f"got mode {im.mode}")
-            label = np.asarray(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked above
+            with Image.open(path) as im:
+                if im.mode not in ("L", "P"):
+                    raise DatasetError(f"{path}: a label must be a single-channel 8-bit image (mode L or P), "
+                                       f"got mode {im.mode}")
+                label = np.asarray(im)
     except FileNotFoundError as e:
         raise DatasetError(f"{path}: file not found") from e
+    except Image.DecompressionBombError as e:  # above Pillow's own limit, with max_pixels raised past it
+        raise ImageTooLarge(f"{path}: {e}") from e
     except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for truncated or corrupt files
         raise DatasetError(f"{path}: unreadable or truncated label image ({e})") from e
     return label

@@ -8,7 +8,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from paddleseg.cvlibs import manager
+from paddleseg.cvlibs import arguments, manager
 
 Pair = Tuple[np.ndarray, Optional[np.ndarray]]
 _LEVELS = np.arange(256, dtype=np.float64)
@@ -29,12 +29,10 @@ class Normalize:
     """``(img / 255 - mean) / std`` per channel, as float32 (values of ``img`` in 0..255)."""
 
     def __init__(self, mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5)):
-        if len(mean) != 3 or len(std) != 3:
-            raise ValueError(f"Normalize: mean and std need 3 values (one per channel), got {mean!r}, {std!r}")
-        if any(s == 0 for s in std):
-            raise ValueError(f"Normalize: std must not contain 0, got {std!r}")
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
+        self.mean = arguments.numbers("Normalize", "mean", mean, 3)
+        self.std = arguments.numbers("Normalize", "std", std, 3)
+        for i, s in enumerate(self.std):
+            arguments.positive("Normalize", f"std[{i}]", s)
         # per-channel table for uint8 images, computed as for float input so both paths agree exactly
         levels = (np.arange(256, dtype=np.float32) / np.float32(255.0))[:, None]
         table = ((levels - np.array(self.mean)) / np.array(self.std)).astype(np.float32)  # (256, 3)
@@ -60,6 +58,15 @@ class RandomDistort:
                  saturation_range: float = 0.5, saturation_prob: float = 0.5,
                  hue_range: int = 18, hue_prob: float = 0.5,
                  sharpness_range: float = 0.5, sharpness_prob: float = 0.0):
+        factor_ranges = {"brightness_range": brightness_range, "contrast_range": contrast_range,
+                         "saturation_range": saturation_range, "sharpness_range": sharpness_range}
+        for name, value in factor_ranges.items():  # a factor from [1 - range, 1 + range] must not be negative
+            arguments.number("RandomDistort", name, value, 0, 1)
+        arguments.number("RandomDistort", "hue_range", hue_range, 0, 255)
+        probs = {"brightness_prob": brightness_prob, "contrast_prob": contrast_prob,
+                 "saturation_prob": saturation_prob, "hue_prob": hue_prob, "sharpness_prob": sharpness_prob}
+        for name, value in probs.items():
+            arguments.probability("RandomDistort", name, value)
         self.ops = [
             (self.brightness, brightness_prob, (1 - brightness_range, 1 + brightness_range)),
             (self.contrast, contrast_prob, (1 - contrast_range, 1 + contrast_range)),
@@ -112,10 +119,8 @@ class RandomBlur:
     TYPES = ("gaussian", "median", "blur")
 
     def __init__(self, prob: float = 0.1, blur_type: str = "gaussian"):
-        if blur_type not in self.TYPES + ("random",):
-            raise ValueError(f"RandomBlur.blur_type must be one of {', '.join(self.TYPES)}, random; got {blur_type!r}")
-        self.prob = prob
-        self.blur_type = blur_type
+        self.prob = arguments.probability("RandomBlur", "prob", prob)
+        self.blur_type = arguments.one_of("RandomBlur", "blur_type", blur_type, self.TYPES + ("random",))
 
     def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
         if rng.random() >= self.prob:

@@ -5,20 +5,59 @@
         sys.exit(run(main))
 
 Exit codes: 0 success; 2 a user error (:class:`~paddleseg.errors.UserError`: config, data,
-checkpoint, arguments), printed as one line on stderr without a traceback (``--debug`` shows it);
-1 anything else (a bug: the traceback is kept); 130 interrupted by Ctrl-C.
+checkpoint, arguments), printed as one ``error: ...`` line on stderr without a traceback (``--debug``
+shows it); 1 anything else (a bug: the traceback is kept); 130 interrupted by Ctrl-C; 3 (``EXIT_SKIPPED``)
+a run that finished but skipped inputs it could not use, each named in the log (predict.py).
+
+Command-line arguments are parsed by :class:`ArgumentParser`, whose errors are user errors too (one
+``error:`` line, exit 2, like every other), and checked by the ``type=`` functions here
+(:func:`positive_int`, ...), which name the flag and the value.
 """
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, NoReturn, Optional, Sequence
 
 from paddleseg.errors import UserError
 from paddleseg.utils.distributed import report_failure
 
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_SKIPPED = 3  # finished, but some inputs were skipped (named in the log); tools/infer.py has a copy
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors (an unknown flag, a bad value) raise :class:`UserError`:
+    :func:`run` prints them as one ``error:`` line and exits 2, instead of argparse's usage text plus
+    ``prog: error:``. ``--help`` is unchanged. Descriptions keep their line breaks."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def _number_type(convert: Callable, expected: str, accept: Callable[[float], bool]) -> Callable[[str], float]:
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _number_type(int, "a positive integer", lambda v: v > 0)
+non_negative_int = _number_type(int, "an integer >= 0", lambda v: v >= 0)
+positive_float = _number_type(float, "a positive number", lambda v: v > 0)
+non_negative_float = _number_type(float, "a number >= 0", lambda v: v >= 0)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,16 +66,18 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_inference_arguments(parser: argparse.ArgumentParser, aug_flag: str) -> None:
     """Test-time augmentation and sliding-window options of val.py (``--aug_eval``) and predict.py
-    (``--aug_pred``), plus device and CPU threads."""
+    (``--aug_pred``), plus device and CPU threads. Sizes, strides, scales and thread counts must be
+    positive and finite: anything else is a user error while parsing (with :class:`ArgumentParser`),
+    before a model is built."""
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
-    parser.add_argument("--cpu_threads", type=int, help="CPU math threads (default: all cores)")
+    parser.add_argument("--cpu_threads", type=positive_int, help="CPU math threads (default: all cores)")
     parser.add_argument(aug_flag, action="store_true", help="multi-scale (--scales) and flip averaging")
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--scales", type=positive_float, nargs="+", default=[1.0])
     parser.add_argument("--flip_horizontal", action="store_true")
     parser.add_argument("--flip_vertical", action="store_true")
     parser.add_argument("--is_slide", action="store_true", help="predict in sliding windows")
-    parser.add_argument("--crop_size", type=int, nargs=2, metavar=("W", "H"), help="sliding window size")
-    parser.add_argument("--stride", type=int, nargs=2, metavar=("W", "H"), help="sliding window stride")
+    parser.add_argument("--crop_size", type=positive_int, nargs=2, metavar=("W", "H"), help="sliding window size")
+    parser.add_argument("--stride", type=positive_int, nargs=2, metavar=("W", "H"), help="sliding window stride")
 
 
 def setup_logging(log_file: Optional[Path] = None, level: int = logging.INFO) -> None:
@@ -61,16 +102,23 @@ def setup_logging(log_file: Optional[Path] = None, level: int = logging.INFO) ->
             root.addHandler(file_handler)
 
 
+def one_line(message: str) -> str:
+    """``message`` with its line breaks and runs of white space folded into single spaces."""
+    return " ".join(str(message).split())
+
+
 def run(main: Callable[[Optional[Sequence[str]]], Optional[int]], argv: Optional[Sequence[str]] = None) -> int:
-    """Call ``main(argv)`` and turn its outcome into an exit code (module docstring)."""
+    """Call ``main(argv)`` and turn its outcome into an exit code (module docstring). A user error is
+    printed as exactly one ``error: ...`` line, however its message is written."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
         code = main(args)
         return EXIT_OK if code is None else int(code)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        report_failure(str(e))
+        message = one_line(e) or type(e).__name__
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        report_failure(message)
         if debug:
             raise
         return EXIT_USER

@@ -4,8 +4,10 @@
     save_pseudo_color(pred, "out/a.png", palette)   # 8-bit palette PNG: pixel values stay class ids
     blended = overlay(image_rgb, pred, palette)     # RGB uint8
 """
+import contextlib
+import os
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -62,25 +64,36 @@ def overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray,
     return cv2.addWeighted(image, weight, colorize(label, palette), 1.0 - weight, 0.0)
 
 
-def _prepare(path: Union[str, Path]) -> Path:
+@contextlib.contextmanager
+def _atomic(path: Union[str, Path]) -> Iterator[Path]:
+    """A temporary name beside ``path`` (same suffix, so writers pick the same format) that replaces
+    ``path`` only once it is completely written: a killed run never leaves a half-written image."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def save_pseudo_color(label: np.ndarray, path: Union[str, Path], palette: np.ndarray) -> None:
     """Save a class-id map as an 8-bit palette PNG: shown in colour, read back as class ids."""
     image = Image.fromarray(np.asarray(label, dtype=np.uint8), mode="P")
     image.putpalette(palette.astype(np.uint8).flatten().tolist())
-    image.save(_prepare(path))
+    with _atomic(path) as tmp:
+        image.save(tmp)
 
 
 def save_gray(label: np.ndarray, path: Union[str, Path]) -> None:
     """Save a (H, W) uint8 map as a single-channel PNG (raw ids)."""
-    Image.fromarray(np.asarray(label, dtype=np.uint8), mode="L").save(_prepare(path))
+    with _atomic(path) as tmp:
+        Image.fromarray(np.asarray(label, dtype=np.uint8), mode="L").save(tmp)
 
 
 def save_rgb(image: np.ndarray, path: Union[str, Path]) -> None:
     """Save an RGB uint8 image (format from the suffix)."""
-    if not cv2.imwrite(str(_prepare(path)), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{path}: could not be written")
+    with _atomic(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"{path}: could not be written")

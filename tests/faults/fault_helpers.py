@@ -46,10 +46,11 @@ def snapshot(folder: Path) -> Dict[str, str]:
 
 
 def assert_user_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit 2, one ``error: ...`` on stderr naming every fragment, no traceback; returns the error."""
+    """Exit 2, exactly one ``error: ...`` line on stderr naming every fragment, no traceback; returns
+    the error line."""
     assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert errors, done.stderr[-3000:]
+    assert len(errors) == 1, done.stderr[-3000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     for fragment in fragments:
         assert fragment in done.stderr, (fragment, done.stderr[-3000:])
