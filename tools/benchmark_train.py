@@ -63,7 +63,7 @@ def ours(scale: float, iters: int) -> Step:
     cfg = Config(CONFIG, opts=[f"model.scale={scale}"], iters=iters)
     model = cfg.model
     losses = cfg.loss
-    optimizer = cfg.build("optimizer")(model.parameters(), learning_rate=cfg.build("lr_scheduler", iters=iters))
+    optimizer = cfg.optimizer
     model.train()
 
     def run(image, label) -> None:
@@ -129,6 +129,7 @@ def set_threads(kind: str, threads: int) -> None:
         set_device("cpu", threads or None)
         keep_freed_memory()  # as train() does
     elif threads:
+        # upstream's environment cannot import this package's compatibility module
         paddle.base.core.set_num_threads(threads)
 
 

@@ -30,6 +30,7 @@ import paddle
 from paddleseg.checkpoint.weights import MODEL_FILE, load_entire_model, read_state_dict
 from paddleseg.errors import CheckpointError
 from paddleseg.utils.atomic import fsync_dir, fsync_file
+from paddleseg.utils.paddle_compat import accumulator_name, generated_parameter_names, split_accumulator_name
 
 logger = logging.getLogger(__name__)
 
@@ -163,31 +164,26 @@ def _write_folder(final: Path, files: Dict[str, object], last_json: Dict[str, Di
         raise
 
 
-def _parameter_names(model: paddle.nn.Layer) -> Dict[str, str]:
-    """Paddle's generated parameter name (``conv2d_12.w_0``) -> structured name (``backbone.level1._conv.weight``)."""
-    return {p.name: name for name, p in model.named_parameters()}
-
-
 def optimizer_state(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer) -> Dict:
     """The optimizer's state keyed by structured parameter names.
 
     Paddle keys accumulators by generated names (``conv2d_12.w_0_moment1_0``), which depend on how many
     layers the process built before the model; structured names do not, so a checkpoint resumes in
     any process."""
-    by_generated = _parameter_names(model)
+    by_generated = generated_parameter_names(model)
     out = {}
     for key, value in optimizer.state_dict().items():
-        owner_name = max((g for g in by_generated if key.startswith(g + "_")), key=len, default=None)
-        out[f"{by_generated[owner_name]}@{key[len(owner_name) + 1:]}" if owner_name else key] = value
+        split = split_accumulator_name(key, by_generated)
+        out[f"{by_generated[split[0]]}@{split[1]}" if split else key] = value
     return out
 
 
 def restore_optimizer_state(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, state: Dict) -> None:
-    to_generated = {name: generated for generated, name in _parameter_names(model).items()}
+    to_generated = {name: generated for generated, name in generated_parameter_names(model).items()}
     restored = {}
     for key, value in state.items():
         name, sep, accumulator = key.partition("@")
-        restored[f"{to_generated[name]}_{accumulator}" if sep and name in to_generated else key] = value
+        restored[accumulator_name(to_generated[name], accumulator) if sep and name in to_generated else key] = value
     optimizer.set_state_dict(restored)
 
 

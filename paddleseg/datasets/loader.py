@@ -17,6 +17,7 @@ import numpy as np
 import paddle
 
 from paddleseg.errors import DatasetError, UserError
+from paddleseg.utils.paddle_compat import stop_loader_reader, unregister_loader_workers
 from paddleseg.utils.peer_monitor import alive
 
 DEFAULT_TIMEOUT = 120  # seconds the training loop waits for one batch from the workers
@@ -198,7 +199,7 @@ class DataLoader:
             # paddle's SIGCHLD handler raises "worker exited" in whatever the main thread is running (a
             # forward pass...); unregistered, a dead worker is seen by paddle's reader thread, and
             # explained here
-            getattr(paddle.base.core, "_erase_process_pids", lambda key: None)(id(batches))
+            unregister_loader_workers(batches)
         except (RuntimeError, SystemError, OSError) as e:  # a worker died while the workers started
             failure = self._explain(e, timed_out=False)
             self._kill_stuck()
@@ -241,9 +242,7 @@ class DataLoader:
         """Make the main thread's blocked read fail: paddle's own ``timeout`` only polls, it never fails
         while the workers are alive."""
         timed_out.set()
-        exit_reader = getattr(batches, "_exit_thread_unexpectedly", None)  # paddle 3.x's iterator
-        if exit_reader is not None:
-            exit_reader()
+        stop_loader_reader(batches)
 
     def _kill_stuck(self) -> None:
         """Kill the workers still stuck on a sample: paddle joins its workers without a time limit."""

@@ -5,6 +5,7 @@ from typing import Optional
 import paddle
 
 from paddleseg.errors import UserError
+from paddleseg.utils.paddle_compat import set_cpu_threads
 
 
 def default_cpu_threads() -> int:
@@ -28,7 +29,7 @@ def set_device(device: str, cpu_threads: Optional[int] = None) -> None:
         paddle.set_device(f"gpu:{paddle.distributed.ParallelEnv().dev_id}")
         return
     paddle.set_device("cpu")
-    paddle.base.core.set_num_threads(cpu_threads or default_cpu_threads())
+    set_cpu_threads(cpu_threads or default_cpu_threads())
 
 
 def check_precision(precision: str, device: str) -> None:
