@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Union
 
 import paddle
 
-from paddleseg.checkpoint.weights import MODEL_FILE, load_entire_model, read_state_dict
+from paddleseg.checkpoint.weights import MODEL_FILE, checkpoint_folder, load_entire_model, read_state_dict
 from paddleseg.errors import CheckpointError
 from paddleseg.utils.atomic import fsync_dir, fsync_file
 from paddleseg.utils.paddle_compat import accumulator_name, generated_parameter_names, split_accumulator_name
@@ -218,12 +218,6 @@ def owner(folder: PathLike) -> Optional[str]:
             run_id = raw.get("run_id", "")
             return run_id if isinstance(run_id, str) else None
     return None
-
-
-def checkpoint_folder(path: PathLike) -> Path:
-    """A checkpoint given as its folder or as its ``model.pdparams``: the folder."""
-    path = Path(path)
-    return path.parent if path.is_file() and path.name == MODEL_FILE else path
 
 
 def read_train_state(folder: PathLike) -> TrainState:

@@ -55,13 +55,20 @@ class LoadReport:
 
 
 def resolve_weights_path(path: Union[str, Path]) -> Path:
-    """A ``.pdparams`` file, or a checkpoint folder (``iter_N/``, ``best_model/``) holding one."""
+    """The weights file of a checkpoint given as a ``.pdparams`` file or as a folder (``iter_N/``,
+    ``best_model/``) holding ``model.pdparams``; :func:`checkpoint_folder` is the other direction."""
     path = Path(path)
     if path.is_dir():
         path = path / MODEL_FILE
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     return path
+
+
+def checkpoint_folder(path: Union[str, Path]) -> Path:
+    """The folder of a checkpoint given as its folder or as its ``model.pdparams``."""
+    path = Path(path)
+    return path.parent if path.is_file() and path.name == MODEL_FILE else path
 
 
 def read_state_dict(path: Union[str, Path]) -> Dict[str, np.ndarray]:
