@@ -160,3 +160,22 @@ def test_atomic_write_text_failure_leaves_the_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         atomic_write_text(path, "new\n")
     assert path.read_text() == "old\n" and leftovers(tmp_path) == []
+
+
+def test_the_folder_lock_is_reentrant_in_one_process_and_exclusive_across_processes(tmp_path):
+    """A training run holds its save_dir's lock and still replaces folders inside it (no self-deadlock);
+    another process is refused at once."""
+    import subprocess
+    import sys
+
+    from paddleseg.utils.atomic import atomic_folder, folder_lock
+
+    with folder_lock(tmp_path, blocking=False):
+        with atomic_folder(tmp_path / "report") as work:
+            (work / "index.html").write_text("ok")
+        probe = subprocess.run([sys.executable, "-c", (
+            "import fcntl, os, sys\n"
+            f"fd = os.open({str(tmp_path)!r}, os.O_RDONLY)\n"
+            "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(3)\n")])
+        assert probe.returncode == 3
+    assert (tmp_path / "report" / "index.html").read_text() == "ok"

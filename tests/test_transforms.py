@@ -1,14 +1,17 @@
 """Transforms: geometry keeps image and label aligned, labels stay nearest, parity with upstream's
-evaluation preprocessing, reproducible randomness, the fused scale+crop equals the two steps."""
+evaluation preprocessing, reproducible randomness, the fused scale+crop equals the two steps and draws
+the same numbers, a second target moves with the label."""
 import cv2
 import numpy as np
 import pytest
+import yaml
 
-from conftest import fixture_path
+from conftest import REPO, fixture_path
 from paddleseg.cvlibs import builder, manager
-from paddleseg.transforms import (Compose, Normalize, RandomBlur, RandomDistort, RandomHorizontalFlip,
-                                  RandomPaddingCrop, RandomRotation, RandomScaleAspect, Resize, ResizeByLong,
-                                  ResizeByShort, ResizeStepScaling, read_image, read_label)
+from paddleseg.transforms import (Compose, GeometricTransform, Normalize, RandomBlur, RandomDistort,
+                                  RandomHorizontalFlip, RandomPaddingCrop, RandomRotation, RandomScaleAspect, Resize,
+                                  ResizeByLong, ResizeByShort, ResizeStepScaling, read_image, read_label)
+from paddleseg.transforms.plan import Crop, Mirror, Scale, ScaleCrop, fuse
 
 REFERENCE_TRAIN = [
     {"type": "ResizeStepScaling", "min_scale_factor": 0.5, "max_scale_factor": 2.0, "scale_step_size": 0.25},
@@ -68,6 +71,79 @@ def test_fused_scale_crop_equals_separate_steps(seed):
     assert a_img.shape == b_img.shape == (3, 80, 120)
     assert np.abs(a_img - b_img).max() <= 2  # interpolation rounding (warpAffine vs resize), grey levels
     assert (a_lab != b_lab).mean() < 0.02  # nearest neighbour ties at block edges only
+
+
+SHIPPED_CONFIGS = ["_base_/cityscapes.yml", "espnet_cityscapes_1024_512_120k_x2.yml",
+                   "quickstart/espnetv2_synthetic.yml"]
+
+
+def textured_pair(h, w, seed=0):
+    """Blurred noise (every pixel interpolated differently) and the block label of :func:`coded_pair`."""
+    noise = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return cv2.GaussianBlur(noise, (5, 5), 0), coded_pair(h, w)[1]
+
+
+@pytest.mark.parametrize("config", SHIPPED_CONFIGS)
+@pytest.mark.parametrize("h, w", [(64, 128), (61, 97), (129, 257), (300, 311), (517, 1023)])
+def test_shipped_pipelines_fused_equal_unfused_and_draw_the_same_numbers(config, h, w):
+    # crop 256x128 or 1024x512 on these sizes scaled by 0.5..2: windows inside, across the edge and
+    # larger than the scaled image (padding), odd sizes. Tolerance as for the two-step test above:
+    # 2 grey levels of interpolation rounding, labels differ only at nearest-neighbour ties.
+    configs = yaml.safe_load((REPO / "configs" / config).read_text())["train_dataset"]["transforms"]
+    ts = [builder.build_component(c, manager.TRANSFORMS) for c in configs]
+    n_geometric = next(i for i, t in enumerate(ts) if not isinstance(t, GeometricTransform))
+    assert [type(t).__name__ for t in ts[:2]] == ["ResizeStepScaling", "RandomPaddingCrop"]  # the fused pair
+    img, label = textured_pair(h, w)
+    for seed in range(4):
+        rng_fused, rng_steps = np.random.default_rng((0, 0, seed)), np.random.default_rng((0, 0, seed))
+        a = Compose(ts[:n_geometric]).apply({"img": img, "label": label}, rng_fused)
+        b = Compose(ts[:n_geometric], fuse=False).apply({"img": img, "label": label}, rng_steps)
+        assert a["img"].shape == b["img"].shape and a["img"].dtype == b["img"].dtype
+        assert np.abs(a["img"].astype(np.float32) - b["img"]).max() <= 2
+        assert (a["label"] != b["label"]).mean() < 0.02
+        assert np.array_equal(a["label"] == 255, b["label"] == 255)  # the same padded area
+        assert rng_fused.bit_generator.state == rng_steps.bit_generator.state
+        # the whole pipeline: the photometric transforms then draw the same numbers too
+        full_a = Compose(ts)(img, label, np.random.default_rng((0, 0, seed)))
+        full_b = Compose(ts, fuse=False)(img, label, np.random.default_rng((0, 0, seed)))
+        assert np.array_equal(full_a[1], a["label"]) and np.array_equal(full_b[1], b["label"])
+        # RandomDistort's gains and its 8-bit HSV round trip can widen 1-2 grey levels to about 7; 0.1 is
+        # about 13 levels after Normalize (a shifted window or other draws differ by far more)
+        assert np.abs(full_a[0] - full_b[0]).max() <= 0.1
+
+
+def test_fuse_merges_only_a_bilinear_scale_directly_followed_by_a_crop():
+    scale, crop = Scale(30, 20), Crop(1, 2, 16, 8, 127.5, 255)
+    assert fuse([scale, crop, Mirror()]) == [ScaleCrop(scale, crop), Mirror()]
+    assert fuse([Mirror(), scale, crop, scale, crop]) == [Mirror(), ScaleCrop(scale, crop), ScaleCrop(scale, crop)]
+    for unfused in ([crop, scale], [scale, Mirror(), crop], [Scale(30, 20, cv2.INTER_NEAREST), crop]):
+        assert fuse(unfused) == unfused
+
+
+def test_an_edge_map_target_moves_exactly_like_the_label():
+    ts = [RandomRotation(20), ResizeStepScaling(0.5, 2.0, 0.25), RandomPaddingCrop([96, 64]), RandomHorizontalFlip(),
+          RandomScaleAspect(), RandomDistort(), Normalize()]
+    img, label = textured_pair(61, 97)
+    edge = (cv2.Canny(label, 0, 0) > 0).astype(np.uint8)
+    for seed in range(6):
+        for fuse_steps in (True, False):
+            compose = Compose(ts, fuse=fuse_steps)
+            out = compose.apply({"img": img, "label": label, "twin": label.copy(), "edge": edge},
+                                np.random.default_rng(seed))
+            assert np.array_equal(out["twin"], out["label"])  # every target follows the label's rules
+            assert set(np.unique(out["edge"])) <= {0, 1, 255}
+            assert np.array_equal(out["edge"] == 255, out["label"] == 255)  # padded with the ignore index
+            chw, lab = compose(img, label, np.random.default_rng(seed))  # the image-and-label shorthand
+            assert np.array_equal(chw, out["img"].transpose(2, 0, 1)) and np.array_equal(lab, out["label"])
+
+
+def test_compose_refuses_non_transforms_and_targets_of_another_size():
+    with pytest.raises(TypeError, match=r"Compose: <function .*<lambda> at .* is not a transform: a transform "
+                                        r"subclasses GeometricTransform"):
+        Compose([lambda img, label, rng: (img, label)])
+    img, label = coded_pair(32, 48)
+    with pytest.raises(ValueError, match=r"Compose: sample\['edge'\] is 47x32, the image 48x32"):
+        Compose([Normalize()]).apply({"img": img, "label": label, "edge": label[:, 1:]}, np.random.default_rng(0))
 
 
 def test_padding_crop_pads_label_with_ignore_and_image_with_value():

@@ -11,7 +11,7 @@
   the names a run writes (``iter_N/``, ``best_model/``, ``run.json``), stops with how to continue that
   run or where to write instead. Other files in the folder are left alone.
 """
-import fcntl
+import contextlib
 import json
 import logging
 import os
@@ -24,6 +24,7 @@ from typing import List, Optional
 
 from paddleseg.checkpoint.training import BEST_DIR, TrainState, checkpoint_folders, latest_valid, owner
 from paddleseg.errors import UserError
+from paddleseg.utils.atomic import folder_lock
 
 logger = logging.getLogger(__name__)
 
@@ -41,22 +42,22 @@ def new_run_id() -> str:
 
 
 class SaveDirLock:
-    """The exclusive lock of one save_dir folder, held by the process that writes into it."""
+    """The exclusive lock of one save_dir folder, held by the process that writes into it
+    (:func:`paddleseg.utils.atomic.folder_lock`, so the run can still replace folders inside it)."""
 
     def __init__(self, save_dir: Path):
         self.path = Path(save_dir)
-        self._fd: Optional[int] = None
+        self._held: Optional[contextlib.ExitStack] = None
 
     def acquire(self) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as e:
             raise SaveDirError(f"{self.path}: the save directory is not writable ({e.strerror or e})") from e
+        stack = contextlib.ExitStack()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            stack.enter_context(folder_lock(self.path, blocking=False))
         except BlockingIOError:
-            os.close(fd)
             try:
                 record = RunRecord.read(self.path)
             except SaveDirError:
@@ -64,13 +65,14 @@ class SaveDirLock:
             holder = f"pid {record.pid} on host {record.host}" if record and record.pid else "its pid is not recorded yet"
             raise SaveDirError(f"{self.path}: in use by another training run ({holder}); wait for it to finish, or "
                                f"write to another --save_dir") from None
-        self._fd = fd
+        except OSError as e:
+            raise SaveDirError(f"{self.path}: the save directory is not usable ({e.strerror or e})") from e
+        self._held = stack
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     def __enter__(self) -> "SaveDirLock":
         self.acquire()

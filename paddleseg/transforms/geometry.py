@@ -1,15 +1,20 @@
 """Geometric transforms: resizing, random scaling, padding and cropping, flipping, rotation.
 
-The image and the label always move together; labels are resampled with (centre-aligned) nearest
-neighbour only, so no new class ids appear. Images stay in their dtype (uint8 stays uint8).
+Each one *plans*: ``plan(rng, width, height)`` draws its random numbers from the size alone and returns
+the pixel steps of :mod:`paddleseg.transforms.plan`, which then move the image and every target (the
+label, an edge map, ...) alike. Calling a transform on its own, ``t(img, label, rng)``, plans and
+applies at once; :class:`~paddleseg.transforms.compose.Compose` plans a run of them first and may fuse
+steps. Labels are resampled with (centre-aligned) nearest neighbour only, so no new class ids appear.
+Images stay in their dtype (uint8 stays uint8).
 """
 import math
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from paddleseg.cvlibs import arguments, manager
+from paddleseg.transforms.plan import IMAGE, LABEL, Crop, Mirror, Scale, Step, Warp, apply_steps
 
 INTERPOLATIONS = {
     "NEAREST": cv2.INTER_NEAREST,
@@ -18,31 +23,30 @@ INTERPOLATIONS = {
     "AREA": cv2.INTER_AREA,
     "LANCZOS4": cv2.INTER_LANCZOS4,
 }
-LABEL_INTERPOLATION = cv2.INTER_NEAREST_EXACT
 
 Pair = Tuple[np.ndarray, Optional[np.ndarray]]
 
 
-def resize_pair(img: np.ndarray, label: Optional[np.ndarray], size: Tuple[int, int],
-                interp: int = cv2.INTER_LINEAR) -> Pair:
-    """Resize to ``size`` = (width, height): the image with ``interp``, the label with nearest neighbour."""
-    if (img.shape[1], img.shape[0]) == tuple(size):
-        return img, label
-    img = cv2.resize(img, size, interpolation=interp)
-    if label is not None:
-        label = cv2.resize(label, size, interpolation=LABEL_INTERPOLATION)
-    return img, label
+class GeometricTransform:
+    """A transform that moves pixels. Subclasses implement ``plan``: every random number the transform
+    needs is drawn there, from ``rng`` and the input size only, never from pixel values, so planning a
+    run of transforms before moving any pixel draws exactly what running them one by one draws."""
+
+    def plan(self, rng: np.random.Generator, width: int, height: int) -> List[Step]:
+        raise NotImplementedError
+
+    def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
+        steps = self.plan(rng, img.shape[1], img.shape[0])
+        return apply_steps(steps, img, IMAGE), None if label is None else apply_steps(steps, label, LABEL)
 
 
-def _pad_value(img: np.ndarray, value: float) -> Tuple[np.ndarray, float]:
-    """A padding value the image's dtype can hold exactly (a uint8 image padded with 127.5 becomes float32)."""
-    if img.dtype == np.uint8 and float(value) != round(value):
-        return img.astype(np.float32), float(value)
-    return img, float(value)
+def scaled_size(width: int, height: int, scale: float) -> Tuple[int, int]:
+    """(width, height) times ``scale``, rounded half to even, at least 1."""
+    return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
 
 
 @manager.TRANSFORMS.add_component
-class Resize:
+class Resize(GeometricTransform):
     """Resize to ``target_size`` = [width, height]; ``keep_ratio`` fits inside it keeping the aspect ratio.
     ``interp`` is NEAREST, LINEAR, CUBIC, AREA, LANCZOS4 or RANDOM (one of those per sample)."""
 
@@ -51,49 +55,45 @@ class Resize:
         self.interp = arguments.one_of("Resize", "interp", interp, list(INTERPOLATIONS) + ["RANDOM"])
         self.keep_ratio = keep_ratio
 
-    def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
+    def plan(self, rng: np.random.Generator, width: int, height: int) -> List[Step]:
         if self.interp == "RANDOM":
             interp = list(INTERPOLATIONS.values())[rng.integers(len(INTERPOLATIONS))]
         else:
             interp = INTERPOLATIONS[self.interp]
         w, h = self.target_size
         if self.keep_ratio:
-            scale = min(w / img.shape[1], h / img.shape[0])
-            w, h = max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale))
-        return resize_pair(img, label, (w, h), interp)
+            w, h = scaled_size(width, height, min(w / width, h / height))
+        return [Scale(w, h, interp)]
 
 
 @manager.TRANSFORMS.add_component
-class ResizeByShort:
+class ResizeByShort(GeometricTransform):
     """Scale so that the short side is ``short_size`` (the long side at most ``max_size`` if > 0)."""
 
     def __init__(self, short_size: int, max_size: int = -1):
         self.short_size = arguments.positive("ResizeByShort", "short_size", short_size, integer=True)
         self.max_size = arguments.number("ResizeByShort", "max_size", max_size, integer=True)  # <= 0: no limit
 
-    def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
-        h, w = img.shape[:2]
-        scale = self.short_size / min(h, w)
-        if self.max_size > 0 and max(h, w) * scale > self.max_size:
-            scale = self.max_size / max(h, w)
-        return resize_pair(img, label, (max(1, round(w * scale)), max(1, round(h * scale))))
+    def plan(self, rng: np.random.Generator, width: int, height: int) -> List[Step]:
+        scale = self.short_size / min(height, width)
+        if self.max_size > 0 and max(height, width) * scale > self.max_size:
+            scale = self.max_size / max(height, width)
+        return [Scale(*scaled_size(width, height, scale))]
 
 
 @manager.TRANSFORMS.add_component
-class ResizeByLong:
+class ResizeByLong(GeometricTransform):
     """Scale so that the long side is ``long_size``."""
 
     def __init__(self, long_size: int):
         self.long_size = arguments.positive("ResizeByLong", "long_size", long_size, integer=True)
 
-    def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
-        h, w = img.shape[:2]
-        scale = self.long_size / max(h, w)
-        return resize_pair(img, label, (max(1, round(w * scale)), max(1, round(h * scale))))
+    def plan(self, rng: np.random.Generator, width: int, height: int) -> List[Step]:
+        return [Scale(*scaled_size(width, height, self.long_size / max(height, width)))]
 
 
 @manager.TRANSFORMS.add_component
-class ResizeStepScaling:
+class ResizeStepScaling(GeometricTransform):
     """Scale by a random factor: one of min, min+step, …, max (``scale_step_size`` 0: uniform in [min, max])."""
 
     def __init__(self, min_scale_factor: float = 0.75, max_scale_factor: float = 1.25,
@@ -110,23 +110,18 @@ class ResizeStepScaling:
         else:
             self.factors = None
 
-    def draw_size(self, rng: np.random.Generator, width: int, height: int) -> Tuple[int, int]:
-        """The random target (width, height) for an image of that size."""
+    def plan(self, rng: np.random.Generator, width: int, height: int) -> List[Step]:
         if self.min_scale_factor == self.max_scale_factor:
             scale = self.min_scale_factor
         elif self.factors is None:
             scale = rng.uniform(self.min_scale_factor, self.max_scale_factor)
         else:
             scale = self.factors[rng.integers(len(self.factors))]
-        return max(1, int(round(scale * width))), max(1, int(round(scale * height)))
-
-    def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
-        size = self.draw_size(rng, img.shape[1], img.shape[0])
-        return resize_pair(img, label, size)
+        return [Scale(*scaled_size(width, height, scale))]
 
 
 @manager.TRANSFORMS.add_component
-class RandomPaddingCrop:
+class RandomPaddingCrop(GeometricTransform):
     """Pad to at least ``crop_size`` = [width, height] (image right/bottom with ``im_padding_value``, label
     with ``label_padding_value``), then cut a random ``crop_size`` window."""
 
@@ -137,81 +132,26 @@ class RandomPaddingCrop:
         self.label_padding_value = arguments.label_value("RandomPaddingCrop", "label_padding_value",
                                                          label_padding_value)
 
-    def draw_offset(self, rng: np.random.Generator, width: int, height: int) -> Tuple[int, int]:
-        """The random (x, y) of the window's corner in the padded image of an image of that size."""
+    def plan(self, rng: np.random.Generator, width: int, height: int) -> List[Step]:
         cw, ch = self.crop_size
         y = int(rng.integers(max(height, ch) - ch + 1))
         x = int(rng.integers(max(width, cw) - cw + 1))
-        return x, y
-
-    def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
-        h, w = img.shape[:2]
-        cw, ch = self.crop_size
-        x, y = self.draw_offset(rng, w, h)
-        pad_h, pad_w = max(ch - h, 0), max(cw - w, 0)
-        if pad_h or pad_w:
-            img, value = _pad_value(img, self.im_padding_value)
-            img = cv2.copyMakeBorder(img, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(value,) * 3)
-            if label is not None:
-                label = cv2.copyMakeBorder(label, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT,
-                                           value=self.label_padding_value)
-        img = img[y:y + ch, x:x + cw]
-        if label is not None:
-            label = label[y:y + ch, x:x + cw]
-        return img, label
-
-
-def scale_and_crop(scaling: ResizeStepScaling, crop: RandomPaddingCrop, img: np.ndarray,
-                   label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
-    """``crop(scaling(img, label))`` without building the scaled full image.
-
-    Draws the same random numbers in the same order as the two transforms run one after the other and
-    samples the source at the same points as ``cv2.resize`` (pixel centres aligned), so the result
-    matches up to interpolation rounding; only the cropped window is resampled.
-    """
-    h, w = img.shape[:2]
-    sw, sh = scaling.draw_size(rng, w, h)
-    x0, y0 = crop.draw_offset(rng, sw, sh)
-    cw, ch = crop.crop_size
-    # part of the window inside the scaled image; the rest is padding
-    vw, vh = min(cw, sw - x0), min(ch, sh - y0)
-    fx, fy = w / sw, h / sh
-    matrix = np.array([[fx, 0, (x0 + 0.5) * fx - 0.5], [0, fy, (y0 + 0.5) * fy - 0.5]])
-    flags = cv2.WARP_INVERSE_MAP
-    window = cv2.warpAffine(img, matrix, (vw, vh), flags=cv2.INTER_LINEAR | flags, borderMode=cv2.BORDER_REPLICATE)
-    win_label = None
-    if label is not None:
-        win_label = cv2.warpAffine(label, matrix, (vw, vh), flags=cv2.INTER_NEAREST | flags,
-                                   borderMode=cv2.BORDER_REPLICATE)
-    if (vw, vh) == (cw, ch):
-        return window, win_label
-    window, value = _pad_value(window, crop.im_padding_value)
-    out = np.full((ch, cw) + window.shape[2:], value, dtype=window.dtype)
-    out[:vh, :vw] = window
-    out_label = None
-    if win_label is not None:
-        out_label = np.full((ch, cw), crop.label_padding_value, dtype=win_label.dtype)
-        out_label[:vh, :vw] = win_label
-    return out, out_label
+        return [Crop(x, y, cw, ch, self.im_padding_value, self.label_padding_value)]
 
 
 @manager.TRANSFORMS.add_component
-class RandomHorizontalFlip:
+class RandomHorizontalFlip(GeometricTransform):
     """Mirror left-right with probability ``prob``."""
 
     def __init__(self, prob: float = 0.5):
         self.prob = arguments.probability("RandomHorizontalFlip", "prob", prob)
 
-    def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
-        if rng.random() < self.prob:
-            img = cv2.flip(img, 1)
-            if label is not None:
-                label = cv2.flip(label, 1)
-        return img, label
+    def plan(self, rng: np.random.Generator, width: int, height: int) -> List[Step]:
+        return [Mirror()] if rng.random() < self.prob else []
 
 
 @manager.TRANSFORMS.add_component
-class RandomScaleAspect:
+class RandomScaleAspect(GeometricTransform):
     """Crop a random window of area ``min_scale``..1 of the image and aspect ratio ``aspect_ratio``..1/
     ``aspect_ratio``, resized back to the original size (up to 10 tries; unchanged if none fits)."""
 
@@ -219,10 +159,10 @@ class RandomScaleAspect:
         self.min_scale = arguments.probability("RandomScaleAspect", "min_scale", min_scale)
         self.aspect_ratio = arguments.number("RandomScaleAspect", "aspect_ratio", aspect_ratio, 0, 1)
 
-    def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
+    def plan(self, rng: np.random.Generator, width: int, height: int) -> List[Step]:
         if self.min_scale == 0 or self.aspect_ratio == 0:
-            return img, label
-        h, w = img.shape[:2]
+            return []
+        h, w = height, width
         for _ in range(10):
             area = h * w * rng.uniform(self.min_scale, 1.0)
             aspect = rng.uniform(self.aspect_ratio, 1.0 / self.aspect_ratio)
@@ -231,14 +171,12 @@ class RandomScaleAspect:
                 dw, dh = dh, dw
             if 0 < dh < h and 0 < dw < w:
                 y, x = int(rng.integers(h - dh + 1)), int(rng.integers(w - dw + 1))
-                img = img[y:y + dh, x:x + dw]
-                label = None if label is None else label[y:y + dh, x:x + dw]
-                return resize_pair(img, label, (w, h))
-        return img, label
+                return [Crop(x, y, dw, dh), Scale(w, h)]
+        return []
 
 
 @manager.TRANSFORMS.add_component
-class RandomRotation:
+class RandomRotation(GeometricTransform):
     """Rotate by a random angle in [-max_rotation, max_rotation] degrees; the canvas grows to hold the whole
     rotated image, corners padded (image ``im_padding_value``, label ``label_padding_value``)."""
 
@@ -247,20 +185,14 @@ class RandomRotation:
         self.im_padding_value = arguments.number("RandomRotation", "im_padding_value", im_padding_value)
         self.label_padding_value = arguments.label_value("RandomRotation", "label_padding_value", label_padding_value)
 
-    def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
+    def plan(self, rng: np.random.Generator, width: int, height: int) -> List[Step]:
         if self.max_rotation <= 0:
-            return img, label
+            return []
         angle = rng.uniform(-self.max_rotation, self.max_rotation)
-        h, w = img.shape[:2]
+        h, w = height, width
         matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)
         cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
         nw, nh = int(round(h * sin + w * cos)), int(round(h * cos + w * sin))
         matrix[0, 2] += (nw - w) / 2
         matrix[1, 2] += (nh - h) / 2
-        img, value = _pad_value(img, self.im_padding_value)
-        img = cv2.warpAffine(img, matrix, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                             borderValue=(value,) * 3)
-        if label is not None:
-            label = cv2.warpAffine(label, matrix, (nw, nh), flags=cv2.INTER_NEAREST,
-                                   borderMode=cv2.BORDER_CONSTANT, borderValue=self.label_padding_value)
-        return img, label
+        return [Warp(matrix, nw, nh, self.im_padding_value, self.label_padding_value)]

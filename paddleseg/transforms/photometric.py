@@ -1,4 +1,5 @@
-"""Photometric transforms: normalisation, colour distortion, blur. They change the image only.
+"""Photometric transforms: normalisation, colour distortion, blur. They change the image only; the label
+and any other target pass through untouched.
 
 Distortions work on uint8 with lookup tables and OpenCV colour conversions; a float image is rounded
 to uint8 first (as PIL-based implementations do).
@@ -24,8 +25,19 @@ def _lut(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
+class PhotometricTransform:
+    """A transform that changes the image's values only. Subclasses implement ``image(img, rng)``; the
+    random numbers it draws come after those of the geometric transforms listed before it."""
+
+    def image(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
+        return self.image(img, rng), label
+
+
 @manager.TRANSFORMS.add_component
-class Normalize:
+class Normalize(PhotometricTransform):
     """``(img / 255 - mean) / std`` per channel, as float32 (values of ``img`` in 0..255)."""
 
     def __init__(self, mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5)):
@@ -40,15 +52,15 @@ class Normalize:
         self._mean = np.array(self.mean, dtype=np.float32)
         self._std = np.array(self.std, dtype=np.float32)
 
-    def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
+    def image(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if img.dtype == np.uint8:
-            return cv2.LUT(img, self._table), label
+            return cv2.LUT(img, self._table)
         img = img.astype(np.float32) / np.float32(255.0)
-        return ((img - self._mean) / self._std).astype(np.float32), label
+        return ((img - self._mean) / self._std).astype(np.float32)
 
 
 @manager.TRANSFORMS.add_component
-class RandomDistort:
+class RandomDistort(PhotometricTransform):
     """Random brightness, contrast, saturation, hue and sharpness changes, each applied with its
     probability, in a random order. A ``*_range`` of r draws the factor from [1 - r, 1 + r]; the hue
     shift is drawn from [-hue_range, hue_range] on a 0..255 hue circle."""
@@ -75,14 +87,14 @@ class RandomDistort:
             (self.sharpness, sharpness_prob, (1 - sharpness_range, 1 + sharpness_range)),
         ]
 
-    def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
+    def image(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         img = _as_uint8(img)
         for k in rng.permutation(len(self.ops)):
             op, prob, (low, high) = self.ops[k]
             factor = rng.uniform(low, high)
             if rng.random() < prob:
                 img = op(img, factor)
-        return img, label
+        return img
 
     @staticmethod
     def brightness(img: np.ndarray, factor: float) -> np.ndarray:
@@ -112,7 +124,7 @@ class RandomDistort:
 
 
 @manager.TRANSFORMS.add_component
-class RandomBlur:
+class RandomBlur(PhotometricTransform):
     """With probability about ``prob``, blur with an odd kernel of 3..9 pixels; ``blur_type`` is gaussian,
     median, blur (box) or random (one of them per sample)."""
 
@@ -122,9 +134,9 @@ class RandomBlur:
         self.prob = arguments.probability("RandomBlur", "prob", prob)
         self.blur_type = arguments.one_of("RandomBlur", "blur_type", blur_type, self.TYPES + ("random",))
 
-    def __call__(self, img: np.ndarray, label: Optional[np.ndarray], rng: np.random.Generator) -> Pair:
+    def image(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if rng.random() >= self.prob:
-            return img, label
+            return img
         size = min(int(rng.integers(3, 10)) | 1, 9)
         kind = self.TYPES[rng.integers(3)] if self.blur_type == "random" else self.blur_type
         if kind == "gaussian":
@@ -133,4 +145,4 @@ class RandomBlur:
             img = cv2.medianBlur(_as_uint8(img), size)
         else:
             img = cv2.blur(img, (size, size))
-        return img, label
+        return img

@@ -25,9 +25,9 @@ import shutil
 import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Union
+from typing import Dict, Iterator, List, Union
 
-from paddleseg.utils.peer_monitor import alive
+from paddleseg.utils.processes import alive
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +72,32 @@ def old_folder(final: Path) -> Path:
     return final.with_name(f".{final.name}.old-{os.getpid()}")
 
 
+_HELD: Dict[str, int] = {}  # folders this process holds an flock on (real path -> descriptor)
+
+
 @contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    fd = os.open(folder, os.O_RDONLY)
+def folder_lock(folder: PathLike, blocking: bool = True) -> Iterator[None]:
+    """An exclusive ``flock`` on ``folder`` itself (no lock file is created), re-entrant within this
+    process: a training run holds its save_dir's lock and still replaces folders inside it. Without
+    ``blocking``, a lock held by another process raises :class:`BlockingIOError` at once. The kernel
+    drops the lock when the process dies."""
+    key = os.path.realpath(folder)
+    if key in _HELD:
+        yield
+        return
+    fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BaseException:
+        os.close(fd)
+        raise
+    _HELD[key] = fd
+    try:
         yield
     finally:
+        del _HELD[key]
         os.close(fd)  # releases the lock
+
 
 
 def _remove_replaced(old: Path) -> None:
@@ -95,7 +113,7 @@ def publish(tmp: Path, final: Path) -> None:
     with the old one at :func:`old_folder`, which :func:`recover` puts back."""
     fsync_tree(tmp)
     old = None
-    with _locked(final.parent):
+    with folder_lock(final.parent):
         if final.exists() or final.is_symlink():
             old = old_folder(final)
             os.rename(final, old)
@@ -118,7 +136,7 @@ def recover(final: Path) -> List[Path]:
     if not final.parent.is_dir():
         return []
     handled = []
-    with _locked(final.parent):
+    with folder_lock(final.parent):
         for p in sorted(final.parent.iterdir()):
             m = _LEFTOVER.match(p.name)
             if not m or m["name"] != final.name or not p.is_dir():
