@@ -3,6 +3,7 @@ namespace, same job attempt."""
 import subprocess
 import sys
 
+from paddleseg.utils import peer_monitor
 from paddleseg.utils.peer_monitor import find_failure, namespace
 
 JOB = "10.0.0.1:8090|10.0.0.1:6070,10.0.0.2:6071"
@@ -42,3 +43,14 @@ def test_files_of_an_earlier_attempt_with_the_same_master_are_ignored(tmp_path):
 def test_a_failure_report_from_another_host_still_stops_the_job(tmp_path):
     write(tmp_path / "failed_rank_3.txt", JOB, "data/x.png: unreadable or truncated image")
     assert "rank 3 failed: data/x.png: unreadable" in find_failure(tmp_path, "0", JOB)
+
+
+def test_the_monitor_runs_as_a_file_with_the_standard_library_only(tmp_path):
+    """start_watchdog runs peer_monitor.py by its path: it starts without the package (or Paddle) and
+    exits 0 once its rank is gone."""
+    command = [sys.executable, "-X", "importtime", peer_monitor.__file__, str(tmp_path), "0", JOB, str(dead_pid())]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "processes" in imported
+    assert not {name.split(".")[0] for name in imported} & {"paddle", "paddleseg"}

@@ -18,7 +18,7 @@ import paddle
 
 from paddleseg.errors import DatasetError, UserError
 from paddleseg.utils.paddle_compat import stop_loader_reader, unregister_loader_workers
-from paddleseg.utils.peer_monitor import alive
+from paddleseg.utils.processes import alive
 
 DEFAULT_TIMEOUT = 120  # seconds the training loop waits for one batch from the workers
 SHM_HINT = ("a DataLoader worker failed; if this is a bus error or a shared-memory error (common in Docker, "

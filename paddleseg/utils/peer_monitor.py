@@ -7,7 +7,8 @@ It watches ``LOG_DIR`` (the launcher's log folder) for another rank of the same 
 failure (``failed_rank_<N>.txt``) or whose process vanished without one (its ``rank_<N>.pid`` left
 behind: killed, out of memory). It then prints one line naming that rank into this rank's log and
 stops this rank, so the whole job ends at once. It is a separate process that imports only the
-standard library, so it starts in milliseconds, and it outlives this rank if the collective backend
+standard library and its sibling :mod:`paddleseg.utils.processes` (by its folder, not through the
+package, which would load Paddle), so it starts in milliseconds, and it outlives this rank if the collective backend
 aborts it first (gloo aborts a rank within milliseconds of a peer's socket closing), so the log
 still says why. It exits when its rank exits.
 """
@@ -19,25 +20,12 @@ import time
 from pathlib import Path
 from typing import Optional
 
+if __package__:  # imported as paddleseg.utils.peer_monitor (tests, distributed.py)
+    from paddleseg.utils.processes import alive
+else:  # run as a file (start_watchdog): its folder is sys.path[0], so the sibling imports alone
+    from processes import alive
+
 POLL_SECONDS = 0.05
-
-
-def alive(pid: int) -> bool:
-    """Whether process ``pid`` runs: a zombie (exited, not yet reaped; state Z) does not. Without
-    ``/proc`` (not Linux), whether a signal can be sent to it."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except FileNotFoundError:
-        if os.path.isdir("/proc/self"):
-            return False  # /proc exists and the process is gone
-    except (OSError, IndexError):
-        pass
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
 
 
 def read_tagged(path: Path, job: str) -> Optional[str]:
