@@ -251,7 +251,8 @@ ODD_SIZES = [(1, 3, 257, 513), (1, 3, 97, 131), (1, 3, 477, 719)]
 
 
 def three_way(model, tmp_path, shapes):
-    """Worst relative error of Paddle Inference (oneDNN on) and ONNX Runtime against the eager model."""
+    """Worst relative error of Paddle Inference (oneDNN on) and ONNX Runtime against the eager model,
+    and the export."""
     from paddleseg.core.export import run_onnxruntime, run_paddle_inference
 
     result = export_model(model, tmp_path, transforms=[{"type": "Normalize"}], num_classes=19, output_op="none",
@@ -265,7 +266,7 @@ def three_way(model, tmp_path, shapes):
             out = run(result, x)
             assert out.shape == eager.shape, name
             worst = max(worst, rel(out, eager))
-    return worst
+    return worst, result
 
 
 @pytest.mark.slow
@@ -273,13 +274,20 @@ def test_three_way_parity_of_the_released_form_at_sizes_odd_at_every_level(tmp_p
     model = ESPNetV2(19, scale=2.0, drop_prob=0.0)
     model.set_state_dict(paddle.load(str(fixture_path("espnetv2", "paddleseg_scale2", "model.pdparams"))))
     model.eval()
-    assert three_way(model, tmp_path, ODD_SIZES) <= 1e-4
+    worst, _ = three_way(model, tmp_path, ODD_SIZES)
+    assert worst <= 1e-4
 
 
 @pytest.mark.slow
 def test_three_way_parity_of_dilated_branches_padded_from_the_shape(tmp_path):
-    """dilated=True: the stride-2 dilated branches pad by shape arithmetic in the graph (Pad in ONNX)."""
+    """dilated=True: the stride-2 dilated branches get their extra zero row/column on odd sizes by
+    concat and a slice from shape arithmetic. No ONNX Pad: paddle2onnx 2.1 writes a converted pad's
+    fill value from uninitialised memory (measured: wrong outputs in about one export of three)."""
+    import onnx
+
     paddle.seed(5)
     model = ESPNetV2(19, scale=0.5, drop_prob=0.0, dilated=True)
     model.eval()
-    assert three_way(model, tmp_path, [(1, 3, 257, 513), (1, 3, 96, 130), (2, 3, 65, 129)]) <= 1e-4
+    worst, result = three_way(model, tmp_path, [(1, 3, 257, 513), (1, 3, 96, 130), (2, 3, 65, 129)])
+    assert worst <= 1e-4
+    assert "Pad" not in {node.op_type for node in onnx.load(str(result.onnx_file)).graph.node}

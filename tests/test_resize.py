@@ -1,6 +1,6 @@
 """resize(): the traced (gather) form equals F.interpolate(bilinear, align_corners=True), and the
-eager form is F.interpolate itself. Tolerance 1e-6 relative: the two differ only in float32
-rounding order of the same blend."""
+eager form is F.interpolate itself; upsample_by_matmul() equals F.interpolate, or a chain of them.
+Tolerance 1e-6 relative: the forms differ only in float32 rounding order of the same blend."""
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -45,19 +45,70 @@ def test_traced_resize_has_no_interp_op_and_dynamic_shapes():
         assert np.linalg.norm(out - ref) <= 1e-6 * np.linalg.norm(ref)
 
 
+def values_and_gradients(fn, shape, out_shape):
+    x = paddle.to_tensor(np.random.default_rng(2).standard_normal(shape).astype("float32"), stop_gradient=False)
+    out = fn(x)
+    out.backward(paddle.to_tensor(np.random.default_rng(3).standard_normal(out_shape).astype("float32")))
+    return out.numpy(), x.grad.numpy()
+
+
+def assert_close(results, ref_results, tolerance):
+    for out, ref in zip(results, ref_results):
+        assert out.shape == ref.shape
+        assert np.linalg.norm(out - ref) <= tolerance * np.linalg.norm(ref)
+
+
 @pytest.mark.parametrize("src,dst", SIZES + [((8, 16), (64, 128))])
 def test_matmul_upsample_equals_interpolate_in_values_and_gradients(src, dst):
     """Same tolerance as the gather form: the same blend, summed in another order."""
-    data = np.random.default_rng(2).standard_normal((2, 3) + src).astype("float32")
-    upstream_grad = paddle.to_tensor(np.random.default_rng(3).standard_normal((2, 3) + dst).astype("float32"))
-    results = []
-    for fn in (lambda x: F.interpolate(x, size=list(dst), mode="bilinear", align_corners=True),
-               lambda x: upsample_by_matmul(x, paddle.zeros([1, 1, *dst]))):
-        x = paddle.to_tensor(data, stop_gradient=False)
-        out = fn(x)
-        out.backward(upstream_grad)
-        results.append((out.numpy(), x.grad.numpy()))
-    (ref, ref_grad), (out, grad) = results
-    assert out.shape == ref.shape and grad.shape == ref_grad.shape
-    assert np.linalg.norm(out - ref) <= 1e-6 * np.linalg.norm(ref)
-    assert np.linalg.norm(grad - ref_grad) <= 1e-6 * np.linalg.norm(ref_grad)
+    shape, out_shape = (2, 3) + src, (2, 3) + dst
+    ref = values_and_gradients(lambda x: F.interpolate(x, size=list(dst), mode="bilinear", align_corners=True),
+                               shape, out_shape)
+    ours = values_and_gradients(lambda x: upsample_by_matmul(x, paddle.zeros([1, 1, *dst])), shape, out_shape)
+    assert_close(ours, ref, 1e-6)
+
+
+# the auxiliary output's level-by-level path at sizes that are multiples of 8, odd ones, and a shrink
+CHAINS = [[(8, 16), (16, 32), (32, 64), (64, 128)], [(13, 17), (25, 33), (49, 66), (97, 131)],
+          [(4, 6), (7, 11), (3, 2)]]
+
+
+@pytest.mark.parametrize("sizes", CHAINS)
+def test_matmul_upsample_through_several_sizes_equals_chained_interpolate(sizes):
+    """One composed matrix per axis equals the chain of F.interpolate calls, values and gradients; 1e-6
+    as above (composed in float64 and rounded once: measured ~1e-7)."""
+    shape, out_shape = (2, 3) + sizes[0], (2, 3) + sizes[-1]
+
+    def chained(x):
+        for size in sizes[1:]:
+            x = F.interpolate(x, size=list(size), mode="bilinear", align_corners=True)
+        return x
+
+    likes = [paddle.zeros([1, 1, *size]) for size in sizes[1:]]
+    ref = values_and_gradients(chained, shape, out_shape)
+    assert_close(values_and_gradients(lambda x: upsample_by_matmul(x, *likes), shape, out_shape), ref, 1e-6)
+
+
+def test_traced_matmul_upsample_is_the_chain_of_gather_resizes():
+    sizes = CHAINS[1]
+
+    def fn(x, a, b, c):
+        return upsample_by_matmul(x, a, b, c)
+
+    spec = [paddle.static.InputSpec([-1, 2, -1, -1], "float32", "x")]
+    spec += [paddle.static.InputSpec([1, 1, -1, -1], "float32", name) for name in ("a", "b", "c")]
+    static = paddle.jit.to_static(fn, input_spec=spec, full_graph=True)
+    ops = [op.name() for op in static.get_concrete_program(*spec)[0].main_program.global_block().ops]
+    assert not any("interp" in name for name in ops) and ops.count("pd_op.gather") == 3 * 4
+    x = paddle.to_tensor(np.random.default_rng(4).standard_normal((1, 2) + sizes[0]).astype("float32"))
+    likes = [paddle.zeros([1, 1, *size]) for size in sizes[1:]]
+    ref = x
+    for like in likes:
+        ref = F.interpolate(ref, size=like.shape[2:], mode="bilinear", align_corners=True)
+    out = static(x, *likes).numpy()
+    assert np.linalg.norm(out - ref.numpy()) <= 1e-6 * np.linalg.norm(ref.numpy())
+
+
+def test_matmul_upsample_needs_a_size():
+    with pytest.raises(ValueError, match="at least one"):
+        upsample_by_matmul(paddle.zeros([1, 1, 2, 2]))

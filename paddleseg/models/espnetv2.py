@@ -15,7 +15,8 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from paddleseg.cvlibs import manager
-from paddleseg.models.backbones.eespnet import EESP, EESPNet
+from paddleseg.models.backbones.eespnet import (EESP, EESPNet, check_channels, check_drop_prob,
+                                                 check_scale)
 from paddleseg.models.layers import BNPReLU, ConvBNAct, concat, resize, upsample_by_matmul
 
 
@@ -35,9 +36,9 @@ class PSPModule(nn.Layer):
         pyramid = [x]
         pooled = x
         for stage in self.stages:
-            # [0, 2] padding: the windows of Paddle's 'same' on even sizes (the checkpoints'), and
-            # ceil(size / 2) on odd ones; padding is excluded from the average.
-            pooled = F.avg_pool2d(pooled, kernel_size=3, stride=2, padding=[0, 2, 0, 2], exclusive=True)
+            # 'SAME' as in both references: [0, 1] on an even size, [1, 1] on an odd one (no fixed
+            # padding matches both); padding is excluded from the average
+            pooled = F.avg_pool2d(pooled, kernel_size=3, stride=2, padding="SAME", exclusive=True)
             pyramid.append(resize(stage(pooled), x))
         return self.project(concat(pyramid))
 
@@ -52,7 +53,8 @@ class ESPNetV2Head(nn.Layer):
     input size works.
 
     Returns ``[logits]`` in eval mode and ``[logits, aux_logits]`` in training mode, where
-    ``aux_logits`` is the level-3 class map upsampled to the input size; both (N, classes, H, W).
+    ``aux_logits`` is the level-3 class map upsampled as the references do, in three bilinear steps
+    (to level 2's size, level 1's, the input's); both (N, classes, H, W).
     """
 
     def __init__(self, backbone: EESPNet, num_classes: int = 19, drop_prob: float = 0.1):
@@ -78,8 +80,9 @@ class ESPNetV2Head(nn.Layer):
         merged_l1 = self.project_l1(concat([out_l1, resize(merged_l2, out_l1)]))
         logits = resize(merged_l1, x)
         if self.training:
-            # 8x upsampling: two GEMMs train 2.5x faster than bilinear_interp's CPU gradient
-            return [logits, upsample_by_matmul(classes_l3, x)]
+            # the references' hierarchical upsampling (level 3 -> 2 -> 1 -> input), as two GEMMs:
+            # bilinear_interp's gradient is slow on CPU (layers.upsample_by_matmul)
+            return [logits, upsample_by_matmul(classes_l3, out_l2, out_l1, x)]
         return [logits]
 
 
@@ -95,9 +98,13 @@ class ESPNetV2(ESPNetV2Head):
 
     def __init__(self, num_classes: int = 19, in_channels: int = 3, scale: float = 1.0, drop_prob: float = 0.1,
                  pretrained: Optional[str] = None, dilated: bool = False):
+        check_channels("ESPNetV2", "num_classes", num_classes)
+        check_channels("ESPNetV2", "in_channels", in_channels)
+        check_scale("ESPNetV2", scale)
+        check_drop_prob("ESPNetV2", drop_prob)
         super().__init__(EESPNet(in_channels, scale, input_shortcut="prelu", dilated=dilated), num_classes, drop_prob)
         if pretrained:
-            from paddleseg.utils.checkpoint import load_entire_model
+            from paddleseg.checkpoint import load_entire_model
             load_entire_model(self, pretrained)
 
 
@@ -121,9 +128,11 @@ class EESPNetHead(ESPNetV2Head):
                  pretrained: Optional[str] = None):
         if not isinstance(backbone, EESPNet):
             raise TypeError(f"EESPNetHead needs an EESPNet backbone, got {type(backbone).__name__}")
+        check_channels("EESPNetHead", "num_classes", num_classes)
+        check_drop_prob("EESPNetHead", drop_prob)
         super().__init__(backbone, num_classes, drop_prob)
         if pretrained:
-            from paddleseg.utils.checkpoint import load_entire_model
+            from paddleseg.checkpoint import load_entire_model
             load_entire_model(self, pretrained)
 
     def state_dict(self, *args, **kwargs) -> Dict[str, paddle.Tensor]:

@@ -4,32 +4,83 @@ State-dict names are a checkpoint contract: ``_conv``, ``_batch_norm`` and ``_pr
 the names upstream PaddleSeg's released ESPNetV2 checkpoint uses, so the attributes keep them.
 """
 import functools
-from typing import List, Sequence, Union
+from typing import List, Tuple, Union
 
 import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-Padding = Union[int, Sequence[int]]
+Padding = Union[int, str]
 
 
 def conv_padding(kernel_size: int, stride: int = 1, dilation: int = 1) -> Padding:
-    """Static padding that keeps ``ceil(size / stride)`` outputs for any input size.
+    """The ``padding`` of an ``nn.Conv2D`` that samples where Paddle's ``'SAME'`` does, at any size.
 
-    Stride 1: the symmetric ``dilation * (k - 1) / 2``. Stride 2: one pixel less before and one more
-    after, which samples exactly the pixels of Paddle's ``padding='same'`` on even sizes (what the
-    released checkpoints were trained with) and still yields ``ceil(size / 2)`` on odd sizes, so the
-    image shortcut, the average pool and the convolution branch of a down-sampler always agree.
-    Unlike ``'same'`` it is a fixed number, which exporters and ONNX converters accept for dilated
-    depthwise convolutions.
+    Stride 1: the symmetric ``dilation * (k - 1) / 2`` ('SAME' for odd kernels, but keeping the
+    dilation, which Paddle's 'SAME' resets to 1). Stride 2, dilation 1: ``'SAME'`` itself. It pads
+    ``max((ceil(n / 2) - 1) * 2 + k - n, 0)`` in total, the smaller half before: [0, 1] on an even
+    size and [1, 1] on an odd one for k = 3. That depends on the size, so no fixed number can match it
+    on both (the released checkpoints were trained with 'SAME'); every backend used here resolves it
+    at run time (Paddle Inference with oneDNN, and ONNX as ``auto_pad=SAME_UPPER``). Stride 2 with a
+    dilation has no static form: :func:`conv2d_same` builds a :class:`StridedDilatedConv2D` for it.
     """
-    half = dilation * (kernel_size - 1) // 2
     if stride == 1:
-        return half
+        return dilation * (kernel_size - 1) // 2
     if stride != 2:
         raise ValueError(f"conv_padding supports stride 1 or 2, got {stride}")
-    return [half - 1, half + 1, half - 1, half + 1]
+    if dilation != 1:
+        raise ValueError(f"a stride-2 convolution with dilation {dilation} has no static 'SAME' padding "
+                         f"(use conv2d_same)")
+    return "SAME"
+
+
+class StridedDilatedConv2D(nn.Conv2D):
+    """A stride-2 dilated ``nn.Conv2D`` padded as 'SAME' would pad it if Paddle's 'SAME' kept the
+    dilation (TensorFlow's rule): windows centred where the undilated 'SAME' branches of the same
+    EESP unit centre theirs, so the hierarchical fusion adds aligned maps at odd and even sizes
+    (a fixed padding would shift the dilated branches by one pixel on one of the two).
+
+    'SAME' pads ``half = dilation * (k - 1) / 2`` after and, before, ``half - 1`` on an even size but
+    ``half`` on an odd one: output ``o`` is centred on input ``2o + 1 - size % 2``. The convolution
+    pads a fixed ``[half - 1, half]``; the extra row (column) on an odd size is a zero prepended
+    by concat and a slice whose start is shape arithmetic. Not a ``pad`` op with computed amounts:
+    paddle2onnx 2.1 writes the fill value of a converted ``pad`` from uninitialised memory (garbage in
+    about one export of three). ``weight`` and ``bias`` are ``nn.Conv2D``'s, so state-dict keys do
+    not change. (N, C, H, W) → (N, out, ceil(H/2), ceil(W/2)).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int, groups: int = 1,
+                 bias: bool = False):
+        if kernel_size % 2 == 0 or dilation < 2:
+            raise ValueError(f"StridedDilatedConv2D needs an odd kernel_size and a dilation >= 2, got "
+                             f"{kernel_size} and {dilation}")
+        half = dilation * (kernel_size - 1) // 2
+        super().__init__(in_channels, out_channels, kernel_size, stride=2, padding=[half - 1, half, half - 1, half],
+                         dilation=dilation, groups=groups, bias_attr=None if bias else False)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return super().forward(_zero_before_if_odd(_zero_before_if_odd(x, 2), 3))
+
+
+def _zero_before_if_odd(x: paddle.Tensor, axis: int) -> paddle.Tensor:
+    """``x`` with one zero row (axis 2) or column (axis 3) prepended if its size there is odd."""
+    shape = paddle.shape(x)
+    zero_shape = [shape[0], shape[1], shape[2], shape[3]]
+    zero_shape[axis] = 1
+    padded = paddle.concat([paddle.zeros(zero_shape, x.dtype), x], axis=axis)
+    return paddle.slice(padded, axes=[axis], starts=[1 - shape[axis] % 2], ends=[shape[axis] + 1])
+
+
+def conv2d_same(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dilation: int = 1,
+                groups: int = 1, bias: bool = False) -> nn.Conv2D:
+    """An ``nn.Conv2D`` padded as 'SAME' (:func:`conv_padding`); stride 2 with a dilation gets a
+    :class:`StridedDilatedConv2D`."""
+    if stride == 2 and dilation != 1:
+        return StridedDilatedConv2D(in_channels, out_channels, kernel_size, dilation, groups, bias)
+    return nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride,
+                     padding=conv_padding(kernel_size, stride, dilation), dilation=dilation, groups=groups,
+                     bias_attr=None if bias else False)
 
 
 def resize(x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
@@ -50,38 +101,58 @@ def resize(x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
     return _resize_by_gather(x, like)
 
 
-def upsample_by_matmul(x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
-    """:func:`resize` as two matrix products, ``A_h @ (x @ A_w^T)`` with the dense (out, in)
-    interpolation matrices of each axis; equal to ``F.interpolate`` to float rounding
-    (tests/test_resize.py).
+def upsample_by_matmul(x: paddle.Tensor, *likes: paddle.Tensor) -> paddle.Tensor:
+    """:func:`resize` of ``x`` to the size of each of ``likes`` in turn, computed as two matrix
+    products, ``A_h @ (x @ A_w^T)``, where ``A_h`` and ``A_w`` are the products of the steps' dense
+    (out, in) interpolation matrices of each axis: a chain of per-axis linear maps is again one.
+    Equal to the chain of ``F.interpolate`` calls to float rounding (tests/test_resize.py); the
+    matrices are composed in float64 and rounded once.
 
-    For training's large upsamplings (the auxiliary class map, 8x): the backward is then two GEMMs,
+    For training's auxiliary output, the level-3 class map upsampled level by level to the input
+    (8x in three steps, the references' hierarchical upsampling): the backward is then two GEMMs,
     where the gradient kernel of bilinear_interp on CPU costs ~0.45 s for a 2x19x512x1024 output
-    whatever the input size (64x128 -> 512x1024, forward + backward: 0.22 s here, 0.54 s with
-    F.interpolate). Each output pixel costs ``in_h + in_w`` multiply-adds, so it does not pay for
-    small factors (2x: 1.0 s vs 0.54 s). Traced graphs get :func:`resize`.
+    whatever the input size (64x128 -> 512x1024 in three steps, forward + backward on 2 cores:
+    0.39 s here, 0.70 s with three F.interpolate calls, 0.54 s with one 8x call). Each output pixel
+    costs ``in_h + in_w`` multiply-adds whatever the number of steps, so it does not pay for a single
+    small factor (2x: 1.0 s vs 0.54 s). Traced graphs get :func:`resize` per step.
     """
+    if not likes:
+        raise ValueError("upsample_by_matmul needs at least one tensor to take the size from")
     if not paddle.in_dynamic_mode():
-        return resize(x, like)
-    (in_h, in_w), (out_h, out_w) = x.shape[2:], like.shape[2:]
-    rows = paddle.to_tensor(_interpolation_matrix(in_h, out_h), dtype=x.dtype)
-    columns = paddle.to_tensor(_interpolation_matrix(in_w, out_w).T, dtype=x.dtype)
+        for like in likes:
+            x = resize(x, like)
+        return x
+    heights = tuple([x.shape[2]] + [like.shape[2] for like in likes])
+    widths = tuple([x.shape[3]] + [like.shape[3] for like in likes])
+    rows = paddle.to_tensor(_interpolation_matrix(heights), dtype=x.dtype)
+    columns = paddle.to_tensor(_interpolation_matrix(widths).T, dtype=x.dtype)
     return paddle.matmul(rows, paddle.matmul(x, columns))
 
 
-@functools.lru_cache(maxsize=16)
-def _interpolation_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """(out, in) float32 matrix of align_corners=True linear interpolation along one axis; the
-    source positions are computed in float32 as Paddle's kernel does (:func:`_linear_taps`)."""
+@functools.lru_cache(maxsize=32)
+def _interpolation_matrix(sizes: Tuple[int, ...]) -> np.ndarray:
+    """(sizes[-1], sizes[0]) float32 matrix of align_corners=True linear interpolation along one axis
+    through the given sizes in turn: the product of the steps' matrices (:func:`_linear_step`),
+    taken in float64."""
+    matrix = np.eye(sizes[0])
+    for in_size, out_size in zip(sizes[:-1], sizes[1:]):
+        matrix = _linear_step(in_size, out_size) @ matrix
+    matrix = matrix.astype(np.float32)
+    matrix.flags.writeable = False
+    return matrix
+
+
+def _linear_step(in_size: int, out_size: int) -> np.ndarray:
+    """(out, in) float64 matrix of one align_corners=True linear interpolation; the source positions
+    and weights are computed in float32 as Paddle's kernel does (:func:`_linear_taps`)."""
     ratio = np.float32(in_size - 1) / np.float32(max(out_size - 1, 1))
     src = np.arange(out_size, dtype=np.float32) * ratio
     lower = np.floor(src).astype(np.int64)
     weight = src - lower.astype(np.float32)
     upper = np.minimum(lower + 1, in_size - 1)
-    matrix = np.zeros((out_size, in_size), np.float32)
+    matrix = np.zeros((out_size, in_size), np.float64)
     np.add.at(matrix, (np.arange(out_size), lower), 1 - weight)
     np.add.at(matrix, (np.arange(out_size), upper), weight)
-    matrix.flags.writeable = False
     return matrix
 
 
@@ -153,9 +224,7 @@ class ConvBN(nn.Layer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  groups: int = 1, bias: bool = False):
         super().__init__()
-        self._conv = nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride,
-                               padding=conv_padding(kernel_size, stride), groups=groups,
-                               bias_attr=None if bias else False)
+        self._conv = conv2d_same(in_channels, out_channels, kernel_size, stride, groups=groups, bias=bias)
         self._batch_norm = nn.BatchNorm2D(out_channels)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:

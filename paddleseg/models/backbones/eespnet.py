@@ -12,7 +12,13 @@ reproduction's) were trained with *undilated* 3×3 branches. Their code asks for
 dilations but also writes ``padding='same'``, and Paddle's 'same' padding resets the dilation to 1.
 So ``dilated=False`` (the default) is what loads and reproduces those checkpoints exactly;
 ``dilated=True`` gives the paper's dilated branches for training from scratch.
+
+Padding: stride-2 convolutions pad as Paddle's 'SAME' does, [0, 1] on an even size and [1, 1] on an
+odd one (:func:`~paddleseg.models.layers.conv_padding`), and the down-samplers' average pools pad 1 on
+each side, both as the references do; each gives ``ceil(size / 2)``, so the branches of a
+down-sampler and the image pyramid of its shortcut agree at any size.
 """
+import numbers
 from typing import List, Tuple
 
 import paddle
@@ -20,7 +26,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from paddleseg.cvlibs import manager
-from paddleseg.models.layers import BNPReLU, ConvBN, ConvBNAct, PReLU, concat, conv_padding
+from paddleseg.models.layers import BNPReLU, ConvBN, ConvBNAct, PReLU, concat, conv2d_same
 
 # effective kernel size of a branch -> dilation of its 3x3 depthwise convolution (paper, Fig. 3)
 KERNEL_TO_DILATION = {3: 1, 5: 2, 7: 3, 9: 4, 11: 5, 13: 6, 15: 7, 17: 8}
@@ -45,6 +51,9 @@ class EESP(nn.Layer):
     the merged map is returned before the residual and activation. ``dilated``: see the module
     docstring.
 
+    Stride-2 branches pad as 'SAME' (dilated ones as 'SAME' would with the dilation kept, so every
+    branch centres its windows on the same pixels; :class:`~paddleseg.models.layers.StridedDilatedConv2D`).
+
     Shapes: (N, in, H, W) → (N, out, ceil(H/stride), ceil(W/stride)).
     """
 
@@ -56,10 +65,8 @@ class EESP(nn.Layer):
         self.stride = stride
         width = out_channels // branches
         self.group_conv_in = ConvBNAct(in_channels, width, 1, groups=branches)
-        self.spp_modules = nn.LayerList([
-            nn.Conv2D(width, width, 3, stride=stride, padding=conv_padding(3, stride, d), dilation=d,
-                      groups=width, bias_attr=False)
-            for d in branch_dilations(branches, kernel_size_maximum, dilated)])
+        self.spp_modules = nn.LayerList([conv2d_same(width, width, 3, stride, dilation=d, groups=width)
+                                         for d in branch_dilations(branches, kernel_size_maximum, dilated)])
         self.group_conv_out = ConvBN(out_channels, out_channels, 1, groups=branches)
         self.bn_act = BNPReLU(out_channels)
         self._act = PReLU()
@@ -96,6 +103,7 @@ class DownSampler(nn.Layer):
             raise ValueError(f"DownSampler: out_channels ({out_channels}) must exceed in_channels ({in_channels})")
         self.eesp = EESP(in_channels, out_channels - in_channels, stride=2, branches=branches,
                          kernel_size_maximum=kernel_size_maximum, dilated=dilated)
+        # pad 1 on each side, not 'SAME', as in both references (the checkpoints were trained so)
         self.avg = nn.AvgPool2D(kernel_size=3, stride=2, padding=1)
         self.shortcut_layer = nn.Sequential(
             ConvBNAct(in_image_channels, in_image_channels, 3, act=input_shortcut, bias=input_shortcut == "relu"),
@@ -109,8 +117,31 @@ class DownSampler(nn.Layer):
 
 
 def pool_image(image: paddle.Tensor) -> paddle.Tensor:
-    """One step of the image pyramid for the shortcuts: 3×3 stride-2 average pool (ceil(H/2))."""
+    """One step of the image pyramid for the shortcuts: 3×3 stride-2 average pool padded 1 on each
+    side, as the references' (ceil(H/2), like every stride-2 layer here)."""
     return F.avg_pool2d(image, kernel_size=3, stride=2, padding=1)
+
+
+SCALES = (0.5, 1.0, 1.5, 2.0)
+
+
+def check_scale(owner: str, scale: float) -> None:
+    """``scale`` must be one of :data:`SCALES` (the paper's widths; the released checkpoints are
+    s=2.0): other values would build an untested network of another width."""
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or scale not in SCALES:
+        raise ValueError(f"{owner}: scale must be one of {', '.join(map(str, SCALES))}, got {scale!r}")
+
+
+def check_drop_prob(owner: str, drop_prob: float) -> None:
+    """A dropout probability in [0, 1)."""
+    if isinstance(drop_prob, bool) or not isinstance(drop_prob, numbers.Real) or not 0.0 <= drop_prob < 1.0:
+        raise ValueError(f"{owner}: drop_prob must be a number in [0, 1), got {drop_prob!r}")
+
+
+def check_channels(owner: str, name: str, value: int) -> None:
+    """A count of classes or channels: an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
 
 
 def level_channels(scale: float, branches: int = 4, base: int = 32) -> Tuple[int, int, int, int]:
@@ -144,8 +175,9 @@ class EESPNet(nn.Layer):
     def __init__(self, in_channels: int = 3, scale: float = 1.0, drop_prob: float = 0.1,
                  input_shortcut: str = "relu", dilated: bool = False):
         super().__init__()
-        if scale not in (0.5, 1.0, 1.5, 2.0):
-            raise ValueError(f"EESPNet: scale must be one of 0.5, 1.0, 1.5, 2.0, got {scale}")
+        check_channels("EESPNet", "in_channels", in_channels)
+        check_scale("EESPNet", scale)
+        check_drop_prob("EESPNet", drop_prob)
         if input_shortcut not in ("relu", "prelu"):
             raise ValueError(f"EESPNet: input_shortcut must be 'relu' or 'prelu', got {input_shortcut!r}")
         self.dilated = dilated
