@@ -41,7 +41,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--num_workers", type=non_negative_int, default=0, help="data-loader worker processes")
     p.add_argument("--seed", type=non_negative_int, default=0,
                    help="fixes data order, augmentation and initialisation")
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="auto (default): the GPU when PaddlePaddle has CUDA and a card is visible, else the CPU")
     p.add_argument("--cpu_threads", type=positive_int,
                    help="CPU math threads (default: all cores, shared among ranks)")
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="fp16: AMP O1 (GPU only)")
@@ -50,16 +51,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--data_timeout", type=non_negative_float, default=120,
                    help="with --num_workers: fail, naming the samples being read, when no batch arrives for this "
                         "many seconds (default %(default)s; 0: no limit)")
+    p.add_argument("--allow_batch_change", action="store_true",
+                   help="resume a checkpoint at another batch size or number of ranks (refused by default: it "
+                        "changes the global batch under the same schedule)")
     p.add_argument("--skip_data_check", action="store_true",
                    help="do not read every image and label once before training (the check names bad files)")
     add_common_arguments(p)
     return p.parse_args(argv)
 
 
-def set_up_process(device: str, cpu_threads: Optional[int]) -> None:
+def set_up_process(device: str, cpu_threads: Optional[int]) -> str:
     """What belongs to the whole process, set once here and never by library code: console logging,
     the device and CPU threads, glibc's allocator thresholds, and on several ranks the failed-rank
-    monitor."""
+    monitor. Returns the device (``--device auto`` resolved)."""
     import paddle
 
     from paddleseg.utils.device import set_device
@@ -67,27 +71,28 @@ def set_up_process(device: str, cpu_threads: Optional[int]) -> None:
     from paddleseg.utils.memory import keep_freed_memory
 
     setup_logging()
-    set_device(device, cpu_threads)
+    device = set_device(device, cpu_threads)
     keep_freed_memory()
     if paddle.distributed.get_world_size() > 1:
         start_watchdog()
+    return device
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    set_up_process(args.device, args.cpu_threads)
+    device = set_up_process(args.device, args.cpu_threads)
     from paddleseg.core.train import TrainOptions, train
     from paddleseg.cvlibs import Config
 
     cfg = Config(args.config, opts=args.opts, learning_rate=args.learning_rate, batch_size=args.batch_size,
                  iters=args.iters)
     save_dir = args.save_dir if args.save_dir is not None else Path("output") / args.config.stem
-    opts = TrainOptions(save_dir=save_dir, device=args.device, do_eval=args.do_eval, use_vdl=args.use_vdl,
+    opts = TrainOptions(save_dir=save_dir, device=device, do_eval=args.do_eval, use_vdl=args.use_vdl,
                         log_iters=args.log_iters, save_interval=args.save_interval, resume_model=args.resume_model,
                         keep_checkpoint_max=args.keep_checkpoint_max, num_workers=args.num_workers, seed=args.seed,
                         precision=args.precision, use_shared_memory=not args.no_shared_memory,
                         data_timeout=args.data_timeout, cpu_threads=args.cpu_threads, check_data=not args.skip_data_check,
-                        finetune_from=args.finetune_from)
+                        finetune_from=args.finetune_from, allow_batch_change=args.allow_batch_change)
     train(cfg, opts)
     return 0
 

@@ -154,3 +154,29 @@ def test_wrong_field_types_in_train_state_are_named(tmp_path, trained, field, va
     state_file.write_text(json.dumps(raw))
     with pytest.raises(CheckpointError, match=rf"train_state.json: .*{message}"):
         checkpoints.read_train_state(path)
+
+
+class _FakeScaler:
+    """GradScaler's state only exists on GPU builds; this stands in with the same two methods."""
+
+    def __init__(self, scale):
+        self.state = {"scale": np.array([scale], dtype="float32"), "incr_count": 7, "decr_count": 0}
+
+    def state_dict(self):
+        return self.state
+
+    def load_state_dict(self, state):
+        self.state = dict(state)
+
+
+def test_the_fp16_loss_scaler_round_trips_through_the_checkpoint(tmp_path, trained, caplog):
+    model, opt = trained
+    path = checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=3, seed=0, run_id=RUN),
+                                       _FakeScaler(4096.0))
+    restored = _FakeScaler(1.0)
+    checkpoints.load_checkpoint(path, model, opt, restored)
+    assert float(restored.state["scale"][0]) == 4096.0 and restored.state["incr_count"] == 7
+    plain = checkpoints.save_checkpoint(tmp_path, model, opt, TrainState(iter=4, seed=0, run_id=RUN))
+    fresh = _FakeScaler(1.0)
+    checkpoints.load_checkpoint(plain, model, opt, fresh)
+    assert float(fresh.state["scale"][0]) == 1.0 and "holds no loss-scaler state" in caplog.text

@@ -17,7 +17,7 @@ def test_cpu_threads_default_to_all_cores_and_can_be_set(monkeypatch):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("tpu",), "--device must be cpu or gpu"),
+    (("tpu",), "--device must be one of auto, cpu, gpu"),
     (("cpu", 0), "--cpu_threads must be at least 1"),
 ])
 def test_bad_device_arguments_are_user_errors(args, message):
@@ -32,3 +32,28 @@ def test_gpu_without_cuda_and_fp16_on_cpu_are_user_errors():
     with pytest.raises(UserError, match="needs a GPU"):
         device.check_precision("fp16", "cpu")
     device.check_precision("fp32", "cpu")
+
+
+def test_auto_picks_the_gpu_only_when_cuda_and_a_card_are_there(monkeypatch, caplog):
+    monkeypatch.setattr(device, "visible_gpus", lambda: 0)
+    with caplog.at_level("INFO"):
+        assert device.resolve_device("auto") == "cpu"
+    assert "--device auto: using the CPU" in caplog.text
+    monkeypatch.setattr(device, "visible_gpus", lambda: 4)
+    assert device.resolve_device("auto") == "gpu"
+    assert device.resolve_device("cpu") == "cpu"
+    assert device.visible_gpus.__module__  # the real function is still importable
+
+
+def test_the_real_build_is_resolved_without_a_gpu():
+    expected = "gpu" if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() else "cpu"
+    assert device.resolve_device("auto") == expected
+
+
+def test_cpu_on_several_ranks_forces_gloo_even_on_a_cuda_build(monkeypatch):
+    monkeypatch.setattr(paddle.base.core, "set_num_threads", lambda n: None)
+    monkeypatch.setattr(paddle.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setenv("PADDLE_DISTRI_BACKEND", "auto")
+    assert device.set_device("cpu") == "cpu"
+    import os
+    assert os.environ["PADDLE_DISTRI_BACKEND"] == "gloo"

@@ -107,7 +107,7 @@ def test_training_lowers_the_loss_and_beats_the_majority_class_baseline(tmp_path
     losses = [float(x) for x in re.findall(r"loss_main=([\d.]+)", (tmp_path / "e2e" / "train.log").read_text())]
     assert len(losses) == 6 and losses[-1] < 0.6 * losses[0]
     baseline = ConfusionMatrix(19)
-    val = cfg.build("val_dataset")
+    val = cfg.val_dataset
     for i in range(len(val)):
         label = val[i]["label"]
         majority = np.bincount(label[label != 255], minlength=19).argmax()
@@ -156,3 +156,12 @@ def test_resuming_with_more_iters_continues_the_longer_schedule_without_a_zero_l
         resume_model=tmp_path / "short" / "iter_4")
     expected = [0.005 * (1 - i / 8) ** 0.9 for i in range(4, 8)]
     np.testing.assert_allclose(seen, expected, rtol=1e-6)
+
+
+def test_resuming_at_another_global_batch_is_refused_unless_allowed(tmp_path, tiny_cityscapes, caplog):
+    run(tmp_path, tiny_cityscapes, "b2", opts=["iters=2"], save_interval=2)
+    with pytest.raises(UserError, match=r"global batch of 2 per rank x 1 rank\(s\) = 2; this run has 4 per rank"):
+        run(tmp_path, tiny_cityscapes, "b4", opts=["iters=4", "batch_size=4"], resume_model=tmp_path / "b2" / "iter_2")
+    state = run(tmp_path, tiny_cityscapes, "b4", opts=["iters=4", "batch_size=4"], save_interval=2,
+                resume_model=tmp_path / "b2" / "iter_2", allow_batch_change=True)
+    assert state.iter == 4 and "at a global batch of 4 per rank x 1 rank(s) = 4" in caplog.text

@@ -27,7 +27,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--num_classes", type=int, default=19)
     parser.add_argument("--runs", type=int, default=3, help="timed eval passes per scale (0: no timing)")
-    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     add_common_arguments(parser)
     args = parser.parse_args(argv)

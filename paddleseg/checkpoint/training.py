@@ -35,6 +35,7 @@ from paddleseg.utils.paddle_compat import accumulator_name, generated_parameter_
 logger = logging.getLogger(__name__)
 
 OPT_FILE, STATE_FILE, SCORE_FILE = "model.pdopt", "train_state.json", "score.json"
+SCALER_KEY = "GradScaler"  # fp16's loss-scaler state, saved in model.pdopt beside the optimizer's
 BEST_DIR = "best_model"
 _ITER_DIR = re.compile(r"^iter_(\d+)$")
 # hidden folders of a save in progress (.X.partial-<run>-<pid>) and of a replaced folder (.X.old-<run>-<pid>)
@@ -188,11 +189,14 @@ def restore_optimizer_state(model: paddle.nn.Layer, optimizer: paddle.optimizer.
 
 
 def save_checkpoint(save_dir: PathLike, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer,
-                    state: TrainState) -> Path:
-    """Write ``save_dir/iter_<state.iter>`` atomically; returns its path."""
+                    state: TrainState, scaler: Optional[paddle.amp.GradScaler] = None) -> Path:
+    """Write ``save_dir/iter_<state.iter>`` atomically (with the fp16 loss scaler's state, if any);
+    returns its path."""
     final = Path(save_dir) / f"iter_{state.iter}"
-    _write_folder(final, {MODEL_FILE: model.state_dict(), OPT_FILE: optimizer_state(model, optimizer)},
-                  {STATE_FILE: asdict(state)}, state.run_id)
+    opt = optimizer_state(model, optimizer)
+    if scaler is not None:
+        opt[SCALER_KEY] = scaler.state_dict()
+    _write_folder(final, {MODEL_FILE: model.state_dict(), OPT_FILE: opt}, {STATE_FILE: asdict(state)}, state.run_id)
     return final
 
 
@@ -249,13 +253,23 @@ def read_train_state(folder: PathLike) -> TrainState:
     return state
 
 
-def load_checkpoint(folder: PathLike, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer) -> TrainState:
-    """Verify, then load model and optimizer (with its LR schedule) state from a checkpoint folder."""
+def load_checkpoint(folder: PathLike, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer,
+                    scaler: Optional[paddle.amp.GradScaler] = None) -> TrainState:
+    """Verify, then load model, optimizer (with its LR schedule) and, given one, the fp16 loss scaler's
+    state from a checkpoint folder."""
     state = read_train_state(folder)
     folder = checkpoint_folder(folder)
     load_entire_model(model, folder / MODEL_FILE, strict=True)
+    opt = read_state_dict(folder / OPT_FILE)
+    scaler_state = opt.pop(SCALER_KEY, None)
+    if scaler is not None:
+        if scaler_state:
+            scaler.load_state_dict(scaler_state)
+        else:
+            logger.warning("%s holds no loss-scaler state (saved in fp32, or by an earlier version): the fp16 loss "
+                           "scale starts again from its initial value", folder / OPT_FILE)
     try:
-        restore_optimizer_state(model, optimizer, read_state_dict(folder / OPT_FILE))
+        restore_optimizer_state(model, optimizer, opt)
     except (AssertionError, KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"{folder / OPT_FILE}: does not fit this model and optimizer ({e}); was it saved "
                               f"with another config?") from e

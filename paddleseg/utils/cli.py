@@ -69,7 +69,8 @@ def add_inference_arguments(parser: argparse.ArgumentParser, aug_flag: str) -> N
     (``--aug_pred``), plus device and CPU threads. Sizes, strides, scales and thread counts must be
     positive and finite: anything else is a user error while parsing (with :class:`ArgumentParser`),
     before a model is built."""
-    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                        help="auto (default): the GPU when PaddlePaddle has CUDA and a card is visible, else the CPU")
     parser.add_argument("--cpu_threads", type=positive_int, help="CPU math threads (default: all cores)")
     parser.add_argument(aug_flag, action="store_true", help="multi-scale (--scales) and flip averaging")
     parser.add_argument("--scales", type=positive_float, nargs="+", default=[1.0])
