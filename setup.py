@@ -22,5 +22,10 @@ setup(
         # the CPU build of PaddlePaddle; GPU users install paddlepaddle-gpu instead (README)
         "cpu": ["paddlepaddle==3.3.1"],
         "test": ["pytest==9.2.0", "pytest-timeout==2.4.0"],
+        # ONNX Runtime on the GPU (tools/infer.py --backend onnxruntime --device gpu). onnxruntime-gpu
+        # provides the same `onnxruntime` module as the CPU package in install_requires: the two cannot
+        # share an environment, so GPU users then remove both and reinstall this one (README, "GPU").
+        # 1.32.0, the CPU pin, is not published as onnxruntime-gpu; 1.31.1 is its newest (pip index versions).
+        "gpu": ["onnxruntime-gpu==1.31.1"],
     },
 )
