@@ -10,9 +10,10 @@ from typing import Optional, Sequence
 from prettytable import PrettyTable
 
 from paddleseg.cvlibs.config import Config
+from paddleseg.cvlibs.config_rewrite import check_config_writable, write_weights_to_config
 from paddleseg.datasets.cityscapes import Cityscapes
-from paddleseg.datasets.class_weights import check_config_writable, compute_class_weights, write_weights_to_config
-from paddleseg.utils.cityscapes_labels import CITYSCAPES_CLASSES
+from paddleseg.datasets.class_weights import compute_class_weights
+from paddleseg.utils.cityscapes_labels import class_names
 from paddleseg.utils.cli import ArgumentParser, add_common_arguments, run
 
 
@@ -29,9 +30,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         parser.error("--write-config needs --config")
     if args.write_config:
         check_config_writable(args.config)
-    dataset = Config(args.config).build("train_dataset") if args.config else Cityscapes(args.cityscapes, [], "train")
+    dataset = Config(args.config).train_dataset if args.config else Cityscapes(args.cityscapes, [], "train")
     weights = compute_class_weights(dataset, args.workers)
-    names = CITYSCAPES_CLASSES if len(weights) == len(CITYSCAPES_CLASSES) else [str(i) for i in range(len(weights))]
+    names = class_names(len(weights)) or [str(i) for i in range(len(weights))]
     table = PrettyTable(["class", "weight"])
     for name, w in zip(names, weights):
         table.add_row([name, f"{w:.4f}"])

@@ -11,6 +11,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+import paddleseg  # noqa: F401  (first: it filters Paddle's harmless notices before Paddle is imported)
 import paddle
 
 from paddleseg.core.export import (ONNX_OPSET, OUTPUT_OPS, PADDLE2ONNX_OPSETS, check_opset, check_save_dir,

@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from paddleseg.utils.cli import ArgumentParser, add_common_arguments, add_inference_arguments, run, setup_logging
+from paddleseg.core.report import GALLERY_IMAGES
+from paddleseg.utils.cli import (ArgumentParser, add_common_arguments, add_inference_arguments, non_negative_int, run,
+                                 setup_logging)
 
 logger = logging.getLogger("val")
 
@@ -27,6 +29,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
     add_inference_arguments(p, "--aug_eval")
     p.add_argument("--json", type=Path, help="also write the scores as JSON here")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="also write an HTML report to DIR (index.html, charts, the worst images); DIR must be new, "
+                        "empty or an earlier report: it is replaced whole")
+    p.add_argument("--report_images", type=non_negative_int, default=GALLERY_IMAGES, metavar="N",
+                   help="images with the lowest mIoU shown in the report (default %(default)s)")
     add_common_arguments(p)
     return p.parse_args(argv)
 
@@ -48,10 +55,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if getattr(args, key):
             options[key] = getattr(args, key)
     report = evaluate_checkpoint(cfg, args.model_path, device=args.device, num_workers=args.num_workers,
-                                 precision=args.precision, cpu_threads=args.cpu_threads, **options)
+                                 precision=args.precision, cpu_threads=args.cpu_threads, report=args.report,
+                                 report_images=args.report_images, **options)
     print(report["table"])
     print(f"mIoU={report['miou']:.4f} Acc={report['acc']:.4f} Kappa={report['kappa']:.4f} "
           f"Dice={report['dice']:.4f} images={report['images']}")
+    if report.get("report"):
+        print(f"report: {report['report']}")
     if args.json:
         args.json.write_text(json.dumps({k: v for k, v in report.items() if k != "table"}, indent=2))
     return 0

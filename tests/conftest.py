@@ -17,6 +17,15 @@ def fixture_path(*parts: str) -> Path:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end tests that take more than a few seconds (run in CI too)")
+    # Paddle's known-harmless notices (paddleseg/utils/quiet.py). Importing the package installs their
+    # filters, but pytest restores the filter list after collecting each module and around each test,
+    # so the test output needs them as pytest settings too; every other warning is still reported.
+    import re
+
+    from paddleseg.utils.quiet import HARMLESS_WARNINGS
+
+    for message, module in HARMLESS_WARNINGS:
+        config.addinivalue_line("filterwarnings", f"ignore:{message}:UserWarning:{re.escape(module)}\\Z")
 
 
 @pytest.fixture(scope="session")

@@ -147,7 +147,7 @@ def test_reference_config_builds_datasets(tmp_path):
     cfg_path = tmp_path / "ref.yml"
     cfg_path.write_text(REFERENCE.replace("dataset_root: cityscapes", f"dataset_root: {tmp_path / 'cityscapes'}"))
     cfg = Config(cfg_path)
-    train, val = cfg.build("train_dataset"), cfg.build("val_dataset")
+    train, val = cfg.train_dataset, cfg.val_dataset
     assert [type(t).__name__ for t in train.transforms.transforms] == [
         "ResizeStepScaling", "RandomPaddingCrop", "RandomHorizontalFlip", "RandomDistort", "Normalize"]
     assert train.transforms.transforms[1].crop_size == (1024, 512)

@@ -8,18 +8,19 @@ import numpy as np
 import pytest
 import yaml
 from cityscapesscripts.helpers.annotation import Annotation
-from cityscapesscripts.helpers.labels import labels as CS_LABELS
 from cityscapesscripts.preparation.json2labelImg import createLabelImage
 from PIL import Image
 
 from conftest import REPO
 from paddleseg.datasets import Cityscapes
-from paddleseg.datasets.cityscapes_convert import convert_cityscapes, train_id_table, train_ids_from_polygons
-from paddleseg.datasets.class_weights import weights_from_histogram, write_weights_to_config
+from paddleseg.cvlibs.config_rewrite import write_weights_to_config
+from paddleseg.datasets.cityscapes_convert import convert_cityscapes, train_ids_from_polygons
+from paddleseg.datasets.class_weights import weights_from_histogram
 from paddleseg.datasets.file_list import find_pairs, split_pairs, write_file_list
 from paddleseg.datasets.synthetic import write_synthetic_cityscapes
 from paddleseg.errors import ConfigError
 from paddleseg.transforms.io import read_label
+from paddleseg.utils.cityscapes_labels import train_id_table
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +28,6 @@ def synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth") / "synthetic_cityscapes"
     return write_synthetic_cityscapes(root, train=12, val=4, width=256, height=128, seed=7, workers=2,
                                       progress=False)
-
-
-def test_train_id_table_follows_cityscapesscripts():
-    table = train_id_table()
-    for label in CS_LABELS:
-        if label.id >= 0:
-            expected = label.trainId if 0 <= label.trainId < 255 else 255
-            assert table[label.id] == expected, label.name
-    assert sorted(set(table.tolist()) - {255}) == list(range(19))
 
 
 def test_convert_polygons_and_label_ids_agree_with_cityscapesscripts(synthetic):
@@ -164,7 +156,7 @@ def test_quickstart_config_builds_on_the_synthetic_set(synthetic, tmp_path):
     cfg.write_text((REPO / "configs" / "quickstart" / "espnetv2_synthetic.yml").read_text()
                    .replace("data/synthetic_cityscapes", str(synthetic)))
     c = Config(cfg)
-    sample = c.build("train_dataset")[0]
+    sample = c.train_dataset[0]
     assert sample["img"].shape == (3, 128, 256) and sample["label"].shape == (128, 256)
-    assert c.build("val_dataset")[0]["img"].shape == (3, 128, 256)
+    assert c.val_dataset[0]["img"].shape == (3, 128, 256)
     json.dumps(c.dic)  # plain data

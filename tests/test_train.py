@@ -134,9 +134,23 @@ def test_counting_the_model_outputs_leaves_its_batchnorm_statistics_alone():
 
     model = ESPNetV2(num_classes=19, scale=0.5)
     before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
-    assert train_module.count_outputs(model) == 2
+    assert train_module.train_outputs(model) == 2
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v.numpy(), before[k], err_msg=k)
+
+
+def test_the_declared_output_count_is_what_training_mode_returns_and_undeclared_models_are_probed():
+    from paddleseg.models import ESPNetV2
+
+    model = ESPNetV2(num_classes=19, scale=0.5)
+    model.train()
+    assert len(model(paddle.zeros([1, 3, 64, 96]))) == model.train_outputs == 2
+
+    class Undeclared(paddle.nn.Layer):
+        def forward(self, x):
+            return [x, x, x] if self.training else [x]
+
+    assert train_module.train_outputs(Undeclared()) == 3
 
 
 def test_resuming_with_more_iters_continues_the_longer_schedule_without_a_zero_lr_step(tmp_path, tiny_cityscapes,

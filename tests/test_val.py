@@ -31,7 +31,7 @@ def test_val_script_reports_what_evaluate_computes(tmp_path, checkpoint):
     cfg = Config(config)
     model = cfg.model
     load_entire_model(model, weights)
-    expected = evaluate(model, cfg.build("val_dataset"), progress=False)
+    expected = evaluate(model, cfg.val_dataset, progress=False)
     done = subprocess.run([sys.executable, str(REPO / "val.py"), "--config", str(config), "--model_path", str(weights),
                            "--json", str(tmp_path / "scores.json")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -47,9 +47,9 @@ def test_flip_and_sliding_window_evaluation_cover_every_pixel(checkpoint):
     cfg = Config(config)
     model = cfg.model
     load_entire_model(model, weights)
-    plain = evaluate(model, cfg.build("val_dataset"), progress=False)
-    flipped = evaluate(model, cfg.build("val_dataset"), aug_eval=True, flip_horizontal=True, progress=False)
-    slid = evaluate(model, cfg.build("val_dataset"), is_slide=True, crop_size=[64, 48], stride=[48, 32],
+    plain = evaluate(model, cfg.val_dataset, progress=False)
+    flipped = evaluate(model, cfg.val_dataset, aug_eval=True, flip_horizontal=True, progress=False)
+    slid = evaluate(model, cfg.val_dataset, is_slide=True, crop_size=[64, 48], stride=[48, 32],
                     progress=False)
     for result in (plain, flipped, slid):
         assert result.matrix.sum() == plain.matrix.sum()  # the same labelled pixels are scored

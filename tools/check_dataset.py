@@ -30,7 +30,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         datasets = {}
         for k in keys:
             try:
-                datasets[k] = cfg.build(k)
+                datasets[k] = getattr(cfg, k)
             except DatasetError as e:
                 datasets[k] = e
     else:

@@ -213,6 +213,9 @@ def predict(model: paddle.nn.Layer, transforms: Callable, plan: Sequence[Tuple[P
         save_prediction(pred, image, name, save_dir, palette, save_label, label_ids)
         summary.done += 1
     logger.info("Predicted %d image(s); %d skipped", summary.done, len(summary.skipped))
+    if summary.done:
+        logger.info("Overlays: %s (colour maps: %s)", save_dir / "added_prediction",
+                    save_dir / "pseudo_color_prediction")
     for path, reason in summary.skipped:
         logger.error("skipped: %s", reason)
     return summary

@@ -21,13 +21,18 @@ import paddle
 from paddleseg.checkpoint import training as checkpoints
 from paddleseg.checkpoint import TrainState
 from paddleseg.checkpoint.run_dir import AUTO, RunRecord, SaveDirLock, resolve
+from paddleseg.core.report import GALLERY_IMAGES, WorstImages, check_report_dir, write_report
+from paddleseg.core.train_history import TrainHistory
 from paddleseg.cvlibs import Config
 from paddleseg.datasets.loader import DEFAULT_TIMEOUT, EpochBatchSampler, build_dataloader
 from paddleseg.errors import CheckpointError, ConfigError, UserError
-from paddleseg.losses import compute_losses
+from paddleseg.losses import compute_losses, describe_outputs, output_names
+from paddleseg.utils.cityscapes_labels import class_names
 from paddleseg.utils.device import check_precision
 
 logger = logging.getLogger(__name__)
+
+REPORT_DIR = "report"  # save_dir/report: the HTML evaluation report of the last iteration (--do_eval)
 
 
 class TrainingDiverged(UserError):
@@ -53,6 +58,7 @@ class TrainOptions:
     cpu_threads: Optional[int] = None  # None: all cores (shared among ranks)
     finetune_from: Optional[Path] = None  # weights to start from, loading only the keys that fit
     check_data: bool = True  # read every image and label once before training (datasets/checks.py)
+    allow_batch_change: bool = False  # resume at another global batch (batch size x ranks) than the checkpoint's
 
 
 # ------------------------------------------------------------------------------------------------
@@ -93,9 +99,13 @@ def finetune_from(model: paddle.nn.Layer, path: Path) -> None:
                 len(model.state_dict()), f"; skipped {report.describe()}" if not report.complete else "")
 
 
-def count_outputs(model: paddle.nn.Layer) -> int:
-    """How many outputs the model returns in training mode (main + auxiliary), from a tiny input to
-    a copy (a training-mode pass would move the model's BatchNorm statistics)."""
+def train_outputs(model: paddle.nn.Layer) -> int:
+    """How many outputs the model returns in training mode (main + auxiliary), as it declares them
+    (``train_outputs``); a model that does not is probed once with a tiny input, on a copy (a
+    training-mode pass would move the model's BatchNorm statistics)."""
+    declared = getattr(model, "train_outputs", None)
+    if declared is not None:
+        return int(declared)
     probe = copy.deepcopy(model)
     probe.train()
     with paddle.no_grad():
@@ -159,10 +169,6 @@ def open_vdl(save_dir: Path):
     return LogWriter(str(save_dir / "vdl"))
 
 
-def loss_terms_names(count: int) -> List[str]:
-    return ["loss_main"] + [f"loss_aux{i}" for i in range(1, count)]
-
-
 def format_terms(names: List[str], values: List[float]) -> str:
     return ", ".join(f"{n}={v}" for n, v in zip(names, values))
 
@@ -198,6 +204,8 @@ def claim_save_dir(cfg: Config, opts: TrainOptions, rank: int, resume_state: Opt
         return None, resume  # only rank 0 writes; the others need to know what to load
     claim = resolve(save_dir, resume, resume_state)
     if rank == 0:
+        if opts.do_eval:  # the last evaluation replaces it whole: refuse a folder that is not a report now
+            check_report_dir(save_dir / REPORT_DIR, "the report folder")
         check_writable(save_dir)
         record = RunRecord.read(save_dir) if not claim.new_record else None
         (record or RunRecord(claim.run_id, time.strftime("%Y-%m-%d %H:%M:%S"), str(cfg.path))).write(save_dir)
@@ -249,6 +257,7 @@ class Training:
     world: int
     rank: int
     per_epoch: int
+    scaler: Optional[paddle.amp.GradScaler] = None  # fp16's loss scaler, restored on resume
 
 
 def prepare(cfg: Config, opts: TrainOptions) -> Training:
@@ -257,8 +266,8 @@ def prepare(cfg: Config, opts: TrainOptions) -> Training:
     check_precision(opts.precision, opts.device)
     paddle.seed(opts.seed)
     model = cfg.model
-    train_ds = cfg.build("train_dataset")
-    val_ds = cfg.build("val_dataset") if opts.do_eval else None
+    train_ds = cfg.train_dataset
+    val_ds = cfg.val_dataset if opts.do_eval else None
     classes = getattr(model, "num_classes", None)
     for ds in (train_ds, val_ds):
         if ds is not None and classes is not None and ds.num_classes > classes:
@@ -266,7 +275,7 @@ def prepare(cfg: Config, opts: TrainOptions) -> Training:
                               f"{ds.num_classes} classes (labels up to {ds.num_classes - 1}); the model needs at "
                               f"least as many outputs")
     losses = cfg.loss
-    outputs = count_outputs(model)
+    outputs = train_outputs(model)
     if len(losses["types"]) != outputs:
         raise ConfigError(f"{cfg.path}: loss: {len(losses['types'])} loss term(s) (loss.coef) for a model that "
                           f"returns {outputs} outputs in training (main + auxiliary); give one coefficient each")
@@ -276,7 +285,8 @@ def prepare(cfg: Config, opts: TrainOptions) -> Training:
         raise ConfigError(f"{cfg.path}: batch_size {batch_size} x {world} rank(s) is larger than the train set "
                           f"({len(train_ds)} images)")
     state = TrainState(iter=0, seed=opts.seed, batch_size=batch_size, world_size=world, iters=iters)
-    return Training(cfg, opts, model, model, cfg.optimizer, cfg.lr_scheduler, losses, loss_terms_names(outputs),
+    return Training(cfg, opts, model, model, cfg.optimizer, cfg.lr_scheduler, losses,
+                    [f"loss_{n}" for n in output_names(outputs)],
                     train_ds, val_ds, state, world, rank, per_epoch)
 
 
@@ -295,10 +305,13 @@ def start(t: Training, run_id: Optional[str], resume_from: Optional[Path],
     if opts.check_data and t.rank == 0:
         check_data(t.train_ds, t.val_ds)
     t.state.run_id = run_id or ""
+    if opts.precision == "fp16":
+        t.scaler = paddle.amp.GradScaler(init_loss_scaling=1024)
     if resume_state is None and opts.finetune_from is not None:
         finetune_from(t.model, opts.finetune_from)
     if resume_state is not None:
-        t.state = checkpoints.load_checkpoint(resume_from, t.model, t.optimizer)
+        check_same_global_batch(resume_from, resume_state, t.cfg.batch_size, t.world, opts.allow_batch_change)
+        t.state = checkpoints.load_checkpoint(resume_from, t.model, t.optimizer, t.scaler)
         if t.state.seed != opts.seed:
             logger.warning("resuming a run trained with --seed %d under --seed %d: the data order will differ",
                            t.state.seed, opts.seed)
@@ -322,9 +335,10 @@ def start(t: Training, run_id: Optional[str], resume_from: Optional[Path],
 def run_loop(t: Training) -> TrainState:
     """Iterations ``state.iter + 1 .. iters``: step, log, checkpoint and evaluate (module docstring)."""
     opts, state, save_dir, iters = t.opts, t.state, Path(t.opts.save_dir), t.cfg.iters
-    scaler = paddle.amp.GradScaler(init_loss_scaling=1024) if opts.precision == "fp16" else None
+    scaler = t.scaler
     vdl = open_vdl(save_dir) if opts.use_vdl and t.rank == 0 else None
     meter, last_good = Meter(), (checkpoints.latest_valid(save_dir, state.run_id) if t.rank == 0 else None)
+    history = TrainHistory.resume(save_dir, state.run_id, state.iter) if t.rank == 0 else None
     batches = iterate_batches(t.train_ds, t.cfg.batch_size, state.iter, opts, t.world, t.rank)
     started, first_iter = time.perf_counter(), state.iter + 1
     t.train_model.train()
@@ -348,6 +362,7 @@ def run_loop(t: Training) -> TrainState:
                 log_progress(iteration, iters, t.per_epoch, meter, t.names, lr, t.cfg.batch_size * t.world, started,
                              first_iter)
                 write_scalars(vdl, meter, t.names, lr, iteration)
+                history.add_train(iteration, lr, {n: meter.mean(n) for n in t.names})
                 meter.reset()
             if iteration % opts.save_interval == 0 or iteration == iters:
                 if not all_finite(t.model):  # a finite loss whose update overflowed the weights
@@ -356,13 +371,14 @@ def run_loop(t: Training) -> TrainState:
                         f"({format_terms(t.names, values)}); no checkpoint of them was "
                         f"saved. Last good checkpoint: {last_good or 'none'}. Lower the learning rate")
                 last_good = save_and_evaluate(t.cfg, t.model, t.optimizer, state, t.val_ds, opts, vdl,
-                                              t.rank) or last_good
+                                              t.rank, history, scaler) or last_good
             tick = time.perf_counter()
     except KeyboardInterrupt:
         if t.rank == 0 and state.iter >= first_iter and all_finite(t.model):
-            path = checkpoints.save_checkpoint(save_dir, t.model, t.optimizer, state)
+            path = checkpoints.save_checkpoint(save_dir, t.model, t.optimizer, state, scaler)
             logger.warning("interrupted: saved %s at iteration %d; continue with --resume_model %s",
                            path, state.iter, path)
+            history.write(save_dir)
         raise
     finally:
         if vdl:
@@ -377,6 +393,21 @@ def write_scalars(vdl, meter: Meter, names: List[str], lr: float, iteration: int
         for n in names:
             vdl.add_scalar(f"Train/{n}", meter.mean(n), iteration)
         vdl.add_scalar("Train/lr", lr, iteration)
+
+
+def check_same_global_batch(folder: Path, state: TrainState, batch_size: int, world: int, allowed: bool) -> None:
+    """A resume at another batch size or number of ranks changes the global batch under the same
+    schedule and data order: refused unless ``--allow_batch_change``, which logs what follows."""
+    if not state.batch_size or (state.batch_size, state.world_size) == (batch_size, world):
+        return
+    before = f"{state.batch_size} per rank x {state.world_size} rank(s) = {state.batch_size * state.world_size}"
+    now = f"{batch_size} per rank x {world} rank(s) = {batch_size * world}"
+    if not allowed:
+        raise CheckpointError(f"{folder}: was trained at a global batch of {before}; this run has {now}. Resume "
+                              f"with the same --batch_size and number of ranks, or pass --allow_batch_change")
+    logger.warning("resuming %s at a global batch of %s (it was trained at %s): iterations keep counting from %d "
+                   "under the same learning-rate schedule; each epoch now has a different number of batches, so the "
+                   "data order from here differs from the original run's", folder, now, before, state.iter)
 
 
 def continue_schedule(scheduler, state: TrainState, iters: int) -> None:
@@ -445,15 +476,17 @@ def log_progress(iteration: int, iters: int, per_epoch: int, meter: Meter, names
 
 
 def save_and_evaluate(cfg: Config, model, optimizer, state: TrainState, val_ds, opts: TrainOptions, vdl,
-                      rank: int) -> Optional[Path]:
-    """Checkpoint (rank 0), evaluate if asked, promote a better mIoU to best_model; returns the checkpoint."""
+                      rank: int, history: Optional[TrainHistory] = None, scaler=None) -> Optional[Path]:
+    """Checkpoint (rank 0), evaluate if asked, promote a better mIoU to best_model; returns the checkpoint.
+    Then the training curves (``history``) and, after the last iteration's evaluation, the report."""
     if rank != 0:
         return None
     save_dir = Path(opts.save_dir)
+    worst = WorstImages(GALLERY_IMAGES) if val_ds is not None and state.iter == cfg.iters else None
     if val_ds is not None:
         from paddleseg.core.val import evaluate
 
-        result = evaluate(model, val_ds, num_workers=opts.eval_num_workers, **eval_options(cfg))
+        result = evaluate(model, val_ds, num_workers=opts.eval_num_workers, worst=worst, **eval_options(cfg))
         model.train()
         miou = result.miou()
         logger.info("[EVAL] iter %d: mIoU=%.4f, Acc=%.4f, Kappa=%.4f, Dice=%.4f", state.iter, miou,
@@ -461,21 +494,27 @@ def save_and_evaluate(cfg: Config, model, optimizer, state: TrainState, val_ds, 
         if vdl:
             vdl.add_scalar("Evaluate/mIoU", miou, state.iter)
             vdl.add_scalar("Evaluate/Acc", result.pixel_accuracy(), state.iter)
+        if history is not None:
+            history.add_eval(state.iter, miou, result.pixel_accuracy())
         if miou > state.best_miou:
             state.best_miou, state.best_iter = miou, state.iter
             checkpoints.save_best(save_dir, model, miou, state.iter, {"acc": result.pixel_accuracy(),
                                                                        "kappa": result.kappa()}, state.run_id)
         logger.info("[EVAL] best mIoU %.4f at iteration %d", state.best_miou, state.best_iter)
         if state.iter == cfg.iters:
-            from paddleseg.utils.cityscapes_labels import CITYSCAPES_CLASSES
-
-            names = CITYSCAPES_CLASSES if val_ds.num_classes == len(CITYSCAPES_CLASSES) else None
             logger.info("[EVAL] per-class results at iteration %d (mIoU %.4f):\n%s", state.iter, miou,
-                        result.table(names))
-    path = checkpoints.save_checkpoint(save_dir, model, optimizer, state)
+                        result.table(class_names(val_ds.num_classes)))
+    path = checkpoints.save_checkpoint(save_dir, model, optimizer, state, scaler)
     for old in checkpoints.prune(save_dir, opts.keep_checkpoint_max, state.run_id):
         logger.info("removed old checkpoint %s (keep_checkpoint_max=%d)", old, opts.keep_checkpoint_max)
     logger.info("saved %s", path)
+    if history is not None:
+        history.write(save_dir)
+    if worst is not None:
+        report = write_report(save_dir / REPORT_DIR, result, worst, class_names(val_ds.num_classes),
+                              details={"config": cfg.path, "save_dir": save_dir, "iteration": state.iter},
+                              name="the report folder")
+        logger.info("[EVAL] report of iteration %d: %s", state.iter, report)
     return path
 
 

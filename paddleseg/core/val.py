@@ -6,12 +6,14 @@ and predictions is n/a and left out of the mean. Each image adds its counts and 
 memory stays flat however large the set.
 """
 import logging
+from pathlib import Path
 from typing import Optional, Sequence
 
 import paddle
 from tqdm import tqdm
 
 from paddleseg.core.infer import aug_inference, inference
+from paddleseg.core.report import GALLERY_IMAGES, WorstImages, check_report_dir, write_report
 from paddleseg.datasets.loader import build_dataloader
 from paddleseg.utils.metrics import ConfusionMatrix
 
@@ -22,13 +24,15 @@ def evaluate(model: paddle.nn.Layer, dataset, *, num_workers: int = 0, aug_eval:
              scales: Sequence[float] = (1.0,), flip_horizontal: bool = False, flip_vertical: bool = False,
              is_slide: bool = False, crop_size: Optional[Sequence[int]] = None, stride: Optional[Sequence[int]] = None,
              precision: str = "fp32", progress: bool = True, use_shared_memory: bool = True,
-             all_ranks: bool = False) -> ConfusionMatrix:
+             all_ranks: bool = False, worst: Optional[WorstImages] = None) -> ConfusionMatrix:
     """Predict every image of ``dataset`` (batch 1, full size) and accumulate the confusion matrix.
 
     ``aug_eval`` turns on multi-scale (``scales``) and flip averaging; ``is_slide`` predicts in
     ``crop_size`` windows moved by ``stride`` (both [width, height]). ``all_ranks``: every rank of a
     multi-process job calls this, evaluates its shard, and the matrices are summed; otherwise (as
-    in training, where rank 0 alone evaluates) this process evaluates the whole set.
+    in training, where rank 0 alone evaluates) this process evaluates the whole set. ``worst``
+    (:class:`~paddleseg.core.report.WorstImages`, for the report) is offered every image's own counts,
+    prediction and label and keeps the lowest-scoring few (of all ranks); None costs nothing.
     """
     if not aug_eval:
         scales, flip_horizontal, flip_vertical = (1.0,), False, False
@@ -49,33 +53,50 @@ def evaluate(model: paddle.nn.Layer, dataset, *, num_workers: int = 0, aug_eval:
                                            stride=stride)
                 else:
                     logits = inference(model, batch["img"], is_slide=is_slide, crop_size=crop_size, stride=stride)
-            pred = paddle.argmax(logits, axis=1)
-            matrix.update(pred.numpy(), batch["label"].numpy())
+            pred, label = paddle.argmax(logits, axis=1).numpy(), batch["label"].numpy()
+            counts = matrix.update(pred, label)  # batch size 1: this image's own counts
+            if worst is not None:
+                worst.offer(batch["img_path"][0], counts, pred[0], label[0])
     if world > 1:
         total = paddle.to_tensor(matrix.matrix)
         paddle.distributed.all_reduce(total)
         matrix = ConfusionMatrix.from_matrix(total.numpy(), ignore_index=dataset.ignore_index)
+        if worst is not None:
+            worst.gather_ranks()
     return matrix
 
 
 def evaluate_checkpoint(cfg, model_path, *, device: str = "cpu", num_workers: int = 0, precision: str = "fp32",
-                        cpu_threads: Optional[int] = None, **options) -> dict:
-    """Build ``cfg``'s model, load ``model_path`` strictly, evaluate on ``cfg``'s val set; a report dict."""
+                        cpu_threads: Optional[int] = None, report: Optional[Path] = None,
+                        report_images: int = GALLERY_IMAGES, **options) -> dict:
+    """Build ``cfg``'s model, load ``model_path`` strictly, evaluate on ``cfg``'s val set; a report dict.
+
+    ``report``: also write the HTML report there (:mod:`paddleseg.core.report`) with the
+    ``report_images`` worst images; a folder that may not be replaced is refused before anything is built."""
     from paddleseg.utils.device import check_precision, set_device
     from paddleseg.checkpoint import load_entire_model
-    from paddleseg.utils.cityscapes_labels import CITYSCAPES_CLASSES
+    from paddleseg.utils.cityscapes_labels import class_names
 
+    if report is not None:
+        check_report_dir(report)
+    device = set_device(device, cpu_threads)
     check_precision(precision, device)
-    set_device(device, cpu_threads)
-    dataset = cfg.build("val_dataset")
+    dataset = cfg.val_dataset
     model = cfg.model
     load_entire_model(model, model_path)
     world = paddle.distributed.get_world_size()
     if world > 1:
         paddle.distributed.init_parallel_env()
-    matrix = evaluate(model, dataset, num_workers=num_workers, precision=precision, all_ranks=world > 1, **options)
-    names = CITYSCAPES_CLASSES if dataset.num_classes == len(CITYSCAPES_CLASSES) else None
+    worst = WorstImages(report_images) if report is not None else None
+    matrix = evaluate(model, dataset, num_workers=num_workers, precision=precision, all_ranks=world > 1,
+                      worst=worst, **options)
     iou = matrix.iou()
-    return {"miou": matrix.miou(), "acc": matrix.pixel_accuracy(), "kappa": matrix.kappa(),
-            "dice": matrix.mean_dice(), "images": len(dataset),
-            "class_iou": [None if v != v else float(v) for v in iou], "table": matrix.table(names)}
+    result = {"miou": matrix.miou(), "acc": matrix.pixel_accuracy(), "kappa": matrix.kappa(),
+              "dice": matrix.mean_dice(), "images": len(dataset),
+              "class_iou": [None if v != v else float(v) for v in iou],
+              "table": matrix.table(class_names(dataset.num_classes))}
+    if report is not None and paddle.distributed.get_rank() == 0:
+        details = {"model": model_path, "config": cfg.path, "images": len(dataset)}
+        result["report"] = str(write_report(report, matrix, worst, class_names(dataset.num_classes),
+                                            details=details))
+    return result

@@ -2,6 +2,11 @@
 
     cfg = Config("configs/espnetv2/espnetv2_cityscapes_1024x512_120k.yml", opts=["batch_size=2"])
     model = cfg.model          # built on first access, then cached
+    optimizer = cfg.optimizer  # of cfg.model's parameters, driven by cfg.lr_scheduler (over cfg.iters)
+
+Every component is read the same way, as a property: ``model``, ``train_dataset``, ``val_dataset``,
+``test_dataset``, ``loss``, ``lr_scheduler``, ``optimizer``; plain values are ``iters``, ``batch_size``
+and ``test_config``.
 
 Inheritance: ``_base_`` names one file or a list of files, relative to the file that names them,
 resolved recursively. Mappings merge key by key (the including file wins), lists and scalars are
@@ -230,7 +235,7 @@ class Config:
                 raise ConfigError(f"{self.origin(key)}: must be a positive integer, got {value!r}")
         for key in ("model", "train_dataset", "val_dataset", "test_dataset", "optimizer", "lr_scheduler"):
             if self.dic.get(key) is not None:
-                self._check_section(key)
+                builder.check_component(self.dic[key], key, SECTIONS[key], self.origin)
         if self.dic.get("loss") is not None:
             self._check_loss()
         if self.dic.get("export") is not None:
@@ -261,14 +266,6 @@ class Config:
             builder.build_component(self.dic["lr_scheduler"], manager.LR_SCHEDULERS, "lr_scheduler", self.origin,
                                     iters=self.dic["iters"])
 
-    def _check_section(self, key: str) -> None:
-        registry = SECTIONS[key]
-        if not registry.names:
-            # Nothing of this kind is registered in this build of the package; see the docs of
-            # the section's issue. The model section is always checked.
-            return
-        builder.check_component(self.dic[key], key, registry, self.origin)
-
     def _check_plain_mapping(self, key: str, allowed: Sequence[str]) -> None:
         section = self.dic[key]
         if not isinstance(section, dict):
@@ -289,9 +286,8 @@ class Config:
             raise ConfigError(f"{self.origin('loss.coef')}: must be a list with one coefficient per entry of "
                               f"loss.types ({len(types)}), or any length when loss.types has one entry; "
                               f"got {coef!r}")
-        if manager.LOSSES.names:
-            for i, item in enumerate(types):
-                builder.check_component(item, f"loss.types[{i}]", manager.LOSSES, self.origin)
+        for i, item in enumerate(types):
+            builder.check_component(item, f"loss.types[{i}]", manager.LOSSES, self.origin)
 
     # -- plain values --------------------------------------------------------------------------
     @property
@@ -308,46 +304,48 @@ class Config:
     def test_config(self) -> Dict:
         return copy.deepcopy(self.dic.get("test_config", {}))
 
-    @property
-    def model_config(self) -> Dict:
-        return copy.deepcopy(self._require("model"))
-
     def _require(self, key: str) -> Any:
         if self.dic.get(key) is None:
             raise ConfigError(f"{self.path}: no '{key}' section")
         return self.dic[key]
 
-    # -- built components ----------------------------------------------------------------------
-    def build(self, key: str, **extra: Any) -> Any:
-        """Build (once) the component of section ``key``; ``extra`` arguments come from code."""
+    # -- built components, each built on first access and cached under its section's name ------
+    def _build(self, key: str, **extra: Any) -> Any:
+        """The component of section ``key``, built once; ``extra`` arguments come from code."""
         if key not in self._built:
             self._built[key] = builder.build_component(self._require(key), SECTIONS[key], key, self.origin, **extra)
         return self._built[key]
 
     @property
     def model(self):
-        return self.build("model")
+        return self._build("model")
 
     @property
     def train_dataset(self):
-        return self.build("train_dataset")
+        return self._build("train_dataset")
 
     @property
     def val_dataset(self):
-        return self.build("val_dataset")
+        return self._build("val_dataset")
+
+    @property
+    def test_dataset(self):
+        return self._build("test_dataset")
 
     @property
     def lr_scheduler(self):
         """The schedule, decaying over ``iters`` unless its config says otherwise."""
-        return self.build("lr_scheduler", iters=self.iters)
+        return self._build("lr_scheduler", iters=self.iters)
 
     @property
     def optimizer(self):
-        """The optimizer of :attr:`model`'s parameters, driven by :attr:`lr_scheduler`."""
-        if "optimizer_built" not in self._built:
-            factory = self.build("optimizer")
-            self._built["optimizer_built"] = factory(self.model.parameters(), learning_rate=self.lr_scheduler)
-        return self._built["optimizer_built"]
+        """The optimizer of :attr:`model`'s parameters, driven by :attr:`lr_scheduler`. The section's
+        component holds the settings; calling it builds the Paddle optimizer."""
+        if "optimizer" not in self._built:
+            settings = builder.build_component(self._require("optimizer"), manager.OPTIMIZERS, "optimizer",
+                                               self.origin)
+            self._built["optimizer"] = settings(self.model.parameters(), learning_rate=self.lr_scheduler)
+        return self._built["optimizer"]
 
     @property
     def loss(self) -> Dict[str, list]:

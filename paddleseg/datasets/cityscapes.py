@@ -1,5 +1,7 @@
 """Cityscapes in its official layout: ``leftImg8bit/<mode>/<city>/*_leftImg8bit.png`` and
-``gtFine/<mode>/<city>/*_gtFine_labelTrainIds.png`` (written by ``tools/convert_cityscapes.py``)."""
+``gtFine/<mode>/<city>/*_gtFine_labelTrainIds.png`` (written by ``tools/convert_cityscapes.py`` from the
+official ``*_gtFine_polygons.json`` or ``*_gtFine_labelIds.png``). The classes, ids and palette are in
+:mod:`paddleseg.utils.cityscapes_labels`; the file names of the layout are here."""
 from pathlib import Path
 
 from paddleseg.cvlibs import manager
@@ -8,7 +10,9 @@ from paddleseg.errors import DatasetError
 from paddleseg.utils.cityscapes_labels import IGNORE_INDEX, NUM_CLASSES
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
-LABEL_SUFFIX = "_gtFine_labelTrainIds.png"
+LABEL_SUFFIX = "_gtFine_labelTrainIds.png"  # what this data set reads
+POLYGON_SUFFIX = "_gtFine_polygons.json"  # the official annotations it is converted from
+LABEL_ID_SUFFIX = "_gtFine_labelIds.png"
 
 
 @manager.DATASETS.add_component
@@ -48,7 +52,7 @@ class Cityscapes(SegmentationDataset):
         missing = [str(label) for _, label in pairs if not label.is_file()]
         if missing:
             hint = ""
-            if any(Path(m.replace(LABEL_SUFFIX, "_gtFine_polygons.json")).is_file() for m in missing[:1]):
+            if any(Path(m.replace(LABEL_SUFFIX, POLYGON_SUFFIX)).is_file() for m in missing[:1]):
                 hint = " (the polygons are there: run tools/convert_cityscapes.py to write the train-id labels)"
             raise DatasetError(f"Cityscapes {self.mode} split: {len(missing)} of {len(images)} images have no "
                                f"label, e.g. {', '.join(missing[:3])}{hint}")

@@ -1,7 +1,9 @@
 """Official Cityscapes annotations → ``*_gtFine_labelTrainIds.png``, with cityscapesscripts' label table.
 
-From ``*_gtFine_polygons.json`` (drawn by cityscapesscripts' own ``createLabelImage``) or, where there is no JSON, from ``*_gtFine_labelIds.png`` through the
-id → train id table. Classes without a train id (trainId 255 or -1) become 255.
+From ``*_gtFine_polygons.json`` (drawn by cityscapesscripts' own ``createLabelImage``) or, where there is
+no JSON, from ``*_gtFine_labelIds.png`` through the label id → train id table
+(:func:`paddleseg.utils.cityscapes_labels.train_id_table`). Classes without a train id (trainId 255 or
+-1) become 255.
 """
 from functools import partial
 from pathlib import Path
@@ -9,25 +11,13 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 from cityscapesscripts.helpers.annotation import Annotation
-from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 from cityscapesscripts.preparation.json2labelImg import createLabelImage
 from PIL import Image
 
-from paddleseg.datasets.cityscapes import IGNORE_INDEX, LABEL_SUFFIX
+from paddleseg.datasets.cityscapes import LABEL_ID_SUFFIX, LABEL_SUFFIX, POLYGON_SUFFIX
 from paddleseg.datasets.parallel import parallel_map
 from paddleseg.errors import DatasetError
-
-POLYGON_SUFFIX = "_gtFine_polygons.json"
-LABEL_ID_SUFFIX = "_gtFine_labelIds.png"
-
-
-def train_id_table() -> np.ndarray:
-    """uint8 table of 256 entries: label id → train id (255 where the class is not trained)."""
-    table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-    for label in CITYSCAPES_LABELS:
-        if 0 <= label.id < 256 and 0 <= label.trainId < IGNORE_INDEX:
-            table[label.id] = label.trainId
-    return table
+from paddleseg.utils.cityscapes_labels import train_id_table
 
 
 def train_ids_from_polygons(json_path: Union[str, Path]) -> np.ndarray:

@@ -18,8 +18,8 @@ import numpy as np
 from cityscapesscripts.helpers.labels import name2label
 from PIL import Image, ImageDraw
 
-from paddleseg.datasets.cityscapes_convert import LABEL_ID_SUFFIX, POLYGON_SUFFIX, convert_cityscapes
-from paddleseg.datasets.cityscapes import IMAGE_SUFFIX
+from paddleseg.datasets.cityscapes import IMAGE_SUFFIX, LABEL_ID_SUFFIX, POLYGON_SUFFIX
+from paddleseg.datasets.cityscapes_convert import convert_cityscapes
 from paddleseg.datasets.parallel import parallel_map
 
 Polygon = List[Tuple[int, int]]

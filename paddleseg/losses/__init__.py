@@ -17,11 +17,18 @@ from paddleseg.errors import ConfigError
 from paddleseg.losses.cross_entropy import CrossEntropyLoss, OhemCrossEntropyLoss  # noqa: F401
 
 
-def output_names(count: int) -> str:
-    """How ``count`` model outputs are called in messages: 'main', 'main, auxiliary', 'main, auxiliary 1, ...'."""
-    if count <= 2:
-        return ", ".join(["main", "auxiliary"][:count])
-    return ", ".join(["main"] + [f"auxiliary {i}" for i in range(1, count)])
+def output_names(count: int) -> List[str]:
+    """The names of ``count`` model outputs, main first: ``main, aux1, aux2, …``. The training log calls
+    their loss terms ``loss_<name>``; messages spell them out (:func:`describe_outputs`)."""
+    return ["main"] + [f"aux{i}" for i in range(1, count)]
+
+
+def describe_outputs(count: int) -> str:
+    """'main', 'main, auxiliary', 'main, auxiliary 1, auxiliary 2', …"""
+    names = output_names(count)
+    if count == 2:
+        return "main, auxiliary"
+    return ", ".join(n if n == "main" else f"auxiliary {n[3:]}" for n in names)
 
 
 def compute_losses(losses: Sequence, coefs: Sequence[float], logits_list: Sequence[paddle.Tensor],
@@ -32,7 +39,7 @@ def compute_losses(losses: Sequence, coefs: Sequence[float], logits_list: Sequen
     """
     if len(losses) != len(logits_list):
         raise ConfigError(f"loss.types has {len(losses)} entries but the model returns {len(logits_list)} "
-                          f"outputs ({output_names(len(logits_list))}): give one loss per output")
+                          f"outputs ({describe_outputs(len(logits_list))}): give one loss per output")
     if len(coefs) != len(losses):
         raise ConfigError(f"loss.coef has {len(coefs)} entries but loss.types has {len(losses)}: "
                           f"give one coefficient per loss")

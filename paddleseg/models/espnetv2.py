@@ -54,8 +54,11 @@ class ESPNetV2Head(nn.Layer):
 
     Returns ``[logits]`` in eval mode and ``[logits, aux_logits]`` in training mode, where
     ``aux_logits`` is the level-3 class map upsampled as the references do, in three bilinear steps
-    (to level 2's size, level 1's, the input's); both (N, classes, H, W).
+    (to level 2's size, level 1's, the input's); both (N, classes, H, W). ``train_outputs`` declares
+    that count, so the loss can be checked against it when the config is built.
     """
+
+    train_outputs = 2  # main logits, auxiliary (level-3) logits
 
     def __init__(self, backbone: EESPNet, num_classes: int = 19, drop_prob: float = 0.1):
         super().__init__()

@@ -2,10 +2,10 @@
 
 Every registered schedule *is* a ``paddle.optimizer.lr.LRScheduler``: pass it to the optimizer, call
 ``step()`` once per training iteration, and save ``state_dict()`` with the checkpoint. Its length
-defaults to the training length, which the training loop passes in code::
+defaults to the training length: the config builds it with its ``iters``::
 
-    lr_scheduler = cfg.build("lr_scheduler", iters=cfg.iters)
-    optimizer = cfg.build("optimizer")(model.parameters(), learning_rate=lr_scheduler)
+    lr_scheduler = cfg.lr_scheduler  # built with iters=cfg.iters
+    optimizer = cfg.optimizer        # cfg.model's parameters, learning_rate=cfg.lr_scheduler
 
 Warm-up: for the first ``warmup_iters`` iterations the rate rises linearly from ``warmup_start_lr`` to
 the schedule's first value; the decay then starts from its own step 0 (its steps, boundaries and

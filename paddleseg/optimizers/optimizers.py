@@ -1,6 +1,9 @@
 """Optimizers as config components: a registered class holds the settings, calling it builds the Paddle optimizer.
 
-    optimizer = cfg.build("optimizer")(model.parameters(), learning_rate=lr_scheduler)
+    settings = SGD(momentum=0.9, weight_decay=4e-5)  # what a config's optimizer section builds
+    optimizer = settings(model.parameters(), learning_rate=lr_scheduler)
+
+From a config, ``cfg.optimizer`` does both: ``cfg.model``'s parameters, ``learning_rate=cfg.lr_scheduler``.
 
 ``weight_decay`` is L2 regularisation as Paddle applies it (``paddle.regularizer.L2Decay``): ``coeff *
 param`` is added to the gradient before the update, for every optimizer here (for Adam too: this is

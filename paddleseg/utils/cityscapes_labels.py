@@ -1,11 +1,13 @@
 """The 19 Cityscapes training classes, read from cityscapesscripts' label table (not copied by hand).
 
-Train ids 0..18 index the model's outputs; label ids are what the official evaluator and the
-test server read; 255 marks ignored pixels.
+The one home of the Cityscapes facts the package uses: class names, ids, palette and ignore index.
+Train ids 0..18 index the model's outputs; label ids are what the official annotations, the
+evaluator and the test server use; 255 marks ignored pixels.
 
     CITYSCAPES_CLASSES[13] == "car";  TRAIN_ID_TO_LABEL_ID[13] == 26;  PALETTE[13] == (0, 0, 142)
+    train_id_table()[26] == 13;       class_names(19) == CITYSCAPES_CLASSES;  class_names(2) is None
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 from cityscapesscripts.helpers.labels import labels
@@ -21,6 +23,19 @@ NUM_CLASSES = len(_TRAIN_LABELS)
 CITYSCAPES_CLASSES: Tuple[str, ...] = tuple(label.name for label in _TRAIN_LABELS)
 TRAIN_ID_TO_LABEL_ID: Tuple[int, ...] = tuple(label.id for label in _TRAIN_LABELS)
 PALETTE: Tuple[Tuple[int, int, int], ...] = tuple(tuple(label.color) for label in _TRAIN_LABELS)
+
+
+def class_names(num_classes: int) -> Optional[Tuple[str, ...]]:
+    """The Cityscapes class names for a data set of ``num_classes`` classes, or None when it has
+    another number of classes (then classes are shown by their index)."""
+    return CITYSCAPES_CLASSES if num_classes == NUM_CLASSES else None
+
+
+def train_id_table() -> np.ndarray:
+    """uint8 table of 256 entries: label id → train id (255 where the class is not trained)."""
+    table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    table[list(TRAIN_ID_TO_LABEL_ID)] = np.arange(NUM_CLASSES)
+    return table
 
 
 def _train_id_lookup(values, fill) -> np.ndarray:

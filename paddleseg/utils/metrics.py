@@ -65,8 +65,9 @@ class ConfusionMatrix:
         return result
 
     # -- accumulation ------------------------------------------------------------------------
-    def update(self, pred, label) -> None:
-        """Count one prediction (H, W) or batch (N, H, W) of class indices against its label."""
+    def update(self, pred, label) -> np.ndarray:
+        """Count one prediction (H, W) or batch (N, H, W) of class indices against its label; returns
+        the (C, C) counts this call added (one image's own matrix, for per-image scores)."""
         pred, label = _as_numpy(pred), _as_numpy(label)
         if pred.shape != label.shape:
             raise ValueError(f"prediction of shape {pred.shape} and label of shape {label.shape} differ")
@@ -81,7 +82,9 @@ class ConfusionMatrix:
         if bad_pred.any():
             raise ValueError(f"prediction values {np.unique(pred[bad_pred])[:10].tolist()} are not classes 0..{c - 1}")
         pairs = label.astype(np.int64) * c + pred  # int64 index per counted pixel; no float copies
-        self.matrix += np.bincount(pairs, minlength=c * c).reshape(c, c)
+        counts = np.bincount(pairs, minlength=c * c).reshape(c, c)
+        self.matrix += counts
+        return counts
 
     def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
         """Add ``other``'s counts to this matrix (same classes and ignore_index); returns self."""

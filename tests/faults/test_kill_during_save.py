@@ -70,9 +70,7 @@ def verify_and_load(config, folder):
     """The checkpoint verifies (SHA-256) and loads into a fresh model and optimizer."""
     cfg = Config(config)
     model = cfg.model
-    optimizer = cfg.build("optimizer")(model.parameters(),
-                                       learning_rate=cfg.build("lr_scheduler", iters=cfg.iters))
-    return checkpoints.load_checkpoint(folder, model, optimizer)
+    return checkpoints.load_checkpoint(folder, model, cfg.optimizer)
 
 
 @pytest.mark.parametrize("point", list(POINTS))

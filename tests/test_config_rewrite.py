@@ -1,4 +1,4 @@
-"""paddleseg.datasets.class_weights and compute_classweight.py --write-config: the config keeps its
+"""paddleseg.cvlibs.config_rewrite and compute_classweight.py --write-config: the config keeps its
 permission bits, a symlinked config stays a symlink with its target rewritten, and a failed write
 leaves the config as it was."""
 import errno
@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import REPO, write_train_config
-from paddleseg.datasets.class_weights import write_weights_to_config
+from paddleseg.cvlibs.config_rewrite import write_weights_to_config
 from paddleseg.errors import ConfigError
 
 CONFIG = "loss:\n  types:\n    - type: CrossEntropyLoss  # weighted\n  coef: [1]\niters: 3\n"
@@ -84,7 +84,7 @@ def test_compute_classweight_write_config_keeps_mode_and_symlink(tmp_path, tiny_
 
 
 def test_write_config_target_is_checked_before_counting(tmp_path):
-    from paddleseg.datasets.class_weights import check_config_writable
+    from paddleseg.cvlibs.config_rewrite import check_config_writable
 
     cfg = tmp_path / "c.yml"
     cfg.write_text(CONFIG)
