@@ -36,7 +36,11 @@ import cv2
 import numpy as np
 
 from paddleseg.errors import UserError
+from paddleseg.transforms.io import read_image
+from paddleseg.utils import charts
+from paddleseg.utils.atomic import atomic_folder
 from paddleseg.utils.metrics import ConfusionMatrix, _nanmean
+from paddleseg.utils.visualize import get_palette, save_rgb
 
 PathLike = Union[str, Path]
 INDEX, METRICS, CONFUSION, CLASS_IOU, GALLERY = ("index.html", "metrics.json", "confusion_matrix.png",
@@ -162,9 +166,6 @@ def write_report(folder: PathLike, matrix: ConfusionMatrix, worst: Optional[Wors
     (module docstring). ``details`` are shown as "key: value" lines under the title (model, config,
     iteration). Returns the path of ``index.html``. UserError for a folder that may not be replaced or
     cannot be written; the previous report is then unchanged."""
-    from paddleseg.utils.atomic import atomic_folder
-    from paddleseg.utils.visualize import get_palette
-
     check_report_dir(folder, name)
     names = list(class_names) if class_names is not None else [str(i) for i in range(matrix.num_classes)]
     if len(names) != matrix.num_classes:
@@ -182,9 +183,6 @@ def write_report(folder: PathLike, matrix: ConfusionMatrix, worst: Optional[Wors
 
 def _write_contents(tmp: Path, matrix: ConfusionMatrix, worst: Optional[WorstImages], names: List[str],
                     palette: np.ndarray, details: Dict[str, str]) -> None:
-    from paddleseg.utils import charts
-    from paddleseg.utils.visualize import save_rgb
-
     save_rgb(charts.confusion_heatmap(matrix.matrix, names), tmp / CONFUSION)
     save_rgb(charts.class_iou_bars(matrix.iou(), names, palette), tmp / CLASS_IOU)
     gallery = []
@@ -228,7 +226,6 @@ def gallery_picture(image: ScoredImage, palette: np.ndarray, ignore_index: int =
     """image | ground truth | prediction | errors side by side (RGB uint8), each panel ``width`` pixels
     wide, under a strip naming the panels. Errors: wrong pixels red on the dimmed photo, ignored ones
     black. The photo is read again from its file (the evaluated tensor is normalised)."""
-    from paddleseg.transforms.io import read_image
 
     label, pred = image.label, image.pred
     height = label.shape[0]

@@ -21,10 +21,16 @@ import paddle
 from paddleseg.checkpoint import training as checkpoints
 from paddleseg.checkpoint import TrainState
 from paddleseg.checkpoint.run_dir import AUTO, RunRecord, SaveDirLock, resolve
+from paddleseg.checkpoint.weights import load_entire_model
+from paddleseg.core.ema import DEFAULT_DECAY, ModelEMA
+from paddleseg.core.profiling import ProfilerOptions, StepProfiler
 from paddleseg.core.report import GALLERY_IMAGES, WorstImages, check_report_dir, write_report
+from paddleseg.core.static_training import StaticForward
 from paddleseg.core.train_history import TrainHistory
 from paddleseg.cvlibs import Config
-from paddleseg.datasets.loader import DEFAULT_TIMEOUT, EpochBatchSampler, build_dataloader
+from paddleseg.core.val import evaluate
+from paddleseg.datasets.checks import default_cache_file
+from paddleseg.datasets.loader import DEFAULT_TIMEOUT, EpochBatchSampler, build_run_loader
 from paddleseg.errors import CheckpointError, ConfigError, UserError
 from paddleseg.losses import compute_losses, describe_outputs, output_names
 from paddleseg.utils.cityscapes_labels import class_names
@@ -59,6 +65,13 @@ class TrainOptions:
     finetune_from: Optional[Path] = None  # weights to start from, loading only the keys that fit
     check_data: bool = True  # read every image and label once before training (datasets/checks.py)
     allow_batch_change: bool = False  # resume at another global batch (batch size x ranks) than the checkpoint's
+    # PaddleSeg 2.8's flags (README "PaddleSeg 2.8 flags")
+    use_ema: bool = False  # evaluate and keep best_model with a moving average of the weights (core/ema.py)
+    ema_decay: float = DEFAULT_DECAY
+    early_stop_intervals: Optional[int] = None  # stop after this many evaluations without a better mIoU
+    amp_level: str = "O1"  # with precision fp16: O1 (white-listed ops in fp16) or O2 (fp16 weights, fp32 master)
+    to_static_training: bool = False  # the training forward through paddle.jit.to_static (core/static_training.py)
+    profiler_options: Optional[ProfilerOptions] = None  # core/profiling.py
 
 
 # ------------------------------------------------------------------------------------------------
@@ -78,8 +91,6 @@ def check_data(*datasets) -> None:
     """Read every file of the data sets: a corrupt image, a size mismatch or a label value out of
     range fails now, naming the file and the values, instead of hours into training. Files that passed
     before and have not changed are skipped (a cache in ~/.cache), so this costs once, not per start."""
-    from paddleseg.datasets.checks import default_cache_file
-
     for ds in datasets:
         if ds is not None:
             logger.info("checking the %d %s samples (new or changed files only; skip with --skip_data_check)",
@@ -90,8 +101,6 @@ def check_data(*datasets) -> None:
 def finetune_from(model: paddle.nn.Layer, path: Path) -> None:
     """Start from ``path``'s weights where they fit (another class count, a released checkpoint) and
     say what was skipped; an error if nothing fits (a checkpoint of another model)."""
-    from paddleseg.checkpoint import load_entire_model
-
     report = load_entire_model(model, path, strict=False)
     if not report.loaded:
         raise CheckpointError(f"{path}: no weight fits the model ({report.describe()})")
@@ -121,13 +130,9 @@ def iterate_batches(dataset, batch_size: int, start_iter: int, opts: TrainOption
     """Batches for iterations ``start_iter + 1, …`` (module docstring), epoch after epoch."""
     per_epoch = batches_per_epoch(len(dataset), batch_size, world, rank)
     epoch, skip = divmod(start_iter, per_epoch)
-    while True:
-        loader = build_dataloader(dataset, batch_size, shuffle=True, drop_last=True, num_workers=opts.num_workers,
-                                  seed=opts.seed, epoch=epoch, skip_batches=skip, num_replicas=world, rank=rank,
-                                  use_shared_memory=opts.use_shared_memory, timeout=opts.data_timeout)
-        for batch in loader:
-            yield batch
-        epoch, skip = epoch + 1, 0
+    yield from build_run_loader(dataset, batch_size, num_workers=opts.num_workers, seed=opts.seed, epoch=epoch,
+                                skip_batches=skip, num_replicas=world, rank=rank,
+                                use_shared_memory=opts.use_shared_memory, timeout=opts.data_timeout)
 
 
 def iteration_seed(seed: int, iteration: int) -> int:
@@ -258,12 +263,14 @@ class Training:
     rank: int
     per_epoch: int
     scaler: Optional[paddle.amp.GradScaler] = None  # fp16's loss scaler, restored on resume
+    ema: Optional[ModelEMA] = None  # --use_ema's moving average, restored on resume
 
 
 def prepare(cfg: Config, opts: TrainOptions) -> Training:
     """Build and check the model, data sets, loss, schedule and optimizer; writes nothing."""
     world, rank = paddle.distributed.get_world_size(), paddle.distributed.get_rank()
     check_precision(opts.precision, opts.device)
+    check_flags(opts)
     paddle.seed(opts.seed)
     model = cfg.model
     train_ds = cfg.train_dataset
@@ -309,15 +316,28 @@ def start(t: Training, run_id: Optional[str], resume_from: Optional[Path],
         t.scaler = paddle.amp.GradScaler(init_loss_scaling=1024)
     if resume_state is None and opts.finetune_from is not None:
         finetune_from(t.model, opts.finetune_from)
+    if opts.use_ema:
+        t.ema = ModelEMA(t.model, opts.ema_decay)
     if resume_state is not None:
         check_same_global_batch(resume_from, resume_state, t.cfg.batch_size, t.world, opts.allow_batch_change)
-        t.state = checkpoints.load_checkpoint(resume_from, t.model, t.optimizer, t.scaler)
+        t.state = checkpoints.load_checkpoint(resume_from, t.model, t.optimizer, t.scaler, t.ema)
         if t.state.seed != opts.seed:
             logger.warning("resuming a run trained with --seed %d under --seed %d: the data order will differ",
                            t.state.seed, opts.seed)
         continue_schedule(t.scheduler, t.state, iters)
         t.state.run_id, t.state.iters = run_id or "", iters
         logger.info("resumed from %s at iteration %d", resume_from, t.state.iter)
+        if opts.early_stop_intervals and stale_evaluations(t.state, opts.save_interval) >= opts.early_stop_intervals:
+            logger.info("%s: the run had already stopped early (no better mIoU than %.4f at iteration %d in %d "
+                        "evaluations); nothing to train", resume_from, t.state.best_miou, t.state.best_iter,
+                        stale_evaluations(t.state, opts.save_interval))
+            return False
+    if t.scaler is not None and opts.amp_level == "O2":  # GPU only (check_precision); unverified on CPU hosts
+        t.model, t.optimizer = paddle.amp.decorate(models=t.model, optimizers=t.optimizer, level="O2",
+                                                   dtype="float16", save_dtype="float32")
+        t.train_model = t.model
+    if opts.to_static_training:
+        t.train_model = StaticForward(t.train_model)
     if t.world > 1:
         if opts.device == "gpu":
             t.train_model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(t.train_model)
@@ -340,6 +360,7 @@ def run_loop(t: Training) -> TrainState:
     meter, last_good = Meter(), (checkpoints.latest_valid(save_dir, state.run_id) if t.rank == 0 else None)
     history = TrainHistory.resume(save_dir, state.run_id, state.iter) if t.rank == 0 else None
     batches = iterate_batches(t.train_ds, t.cfg.batch_size, state.iter, opts, t.world, t.rank)
+    profiler = StepProfiler(opts.profiler_options, save_dir, opts.device) if opts.profiler_options else None
     started, first_iter = time.perf_counter(), state.iter + 1
     t.train_model.train()
     try:
@@ -348,12 +369,14 @@ def run_loop(t: Training) -> TrainState:
             batch = next(batches)
             reader_cost = time.perf_counter() - tick
             paddle.seed(iteration_seed(opts.seed, iteration))
-            values = step(t.train_model, t.optimizer, scaler, t.losses, batch)
+            values = step(t.train_model, t.optimizer, scaler, t.losses, batch, opts.amp_level)
             if not all(math.isfinite(v) for v in values):
                 raise TrainingDiverged(
                     f"iteration {iteration}: the loss is not finite ({format_terms(t.names, values)});"
                     f" no checkpoint of these weights was saved. Last good checkpoint: {last_good or 'none'}. "
                     f"Lower the learning rate or check the data of this batch: {batch['img_path']}")
+            if t.ema is not None:
+                t.ema.update(t.model, iteration)
             lr = t.optimizer.get_lr()
             t.scheduler.step()
             state.iter = iteration
@@ -371,16 +394,31 @@ def run_loop(t: Training) -> TrainState:
                         f"({format_terms(t.names, values)}); no checkpoint of them was "
                         f"saved. Last good checkpoint: {last_good or 'none'}. Lower the learning rate")
                 last_good = save_and_evaluate(t.cfg, t.model, t.optimizer, state, t.val_ds, opts, vdl,
-                                              t.rank, history, scaler) or last_good
+                                              t.rank, history, scaler, t.ema) or last_good
+                if opts.early_stop_intervals and iteration < iters and stop_early(state, opts, t.world):
+                    logger.info("[EVAL] no better mIoU than %.4f (iteration %d) in %d evaluations "
+                                "(--early_stop_intervals %d): stopped early at iteration %d of %d", state.best_miou,
+                                state.best_iter, stale_evaluations(state, opts.save_interval),
+                                opts.early_stop_intervals, iteration, iters)
+                    break
+            if profiler is not None and profiler.step() and opts.profiler_options.exit_on_finished \
+                    and iteration < iters:
+                if iteration % opts.save_interval != 0:
+                    save_now(t)
+                logger.info("profiling finished at iteration %d (exit_on_finished=true): training stops here",
+                            iteration)
+                break
             tick = time.perf_counter()
     except KeyboardInterrupt:
         if t.rank == 0 and state.iter >= first_iter and all_finite(t.model):
-            path = checkpoints.save_checkpoint(save_dir, t.model, t.optimizer, state, scaler)
+            path = checkpoints.save_checkpoint(save_dir, t.model, t.optimizer, state, scaler, t.ema)
             logger.warning("interrupted: saved %s at iteration %d; continue with --resume_model %s",
                            path, state.iter, path)
             history.write(save_dir)
         raise
     finally:
+        if profiler is not None:
+            profiler.close()
         if vdl:
             vdl.close()
     if t.world > 1:
@@ -421,10 +459,10 @@ def continue_schedule(scheduler, state: TrainState, iters: int) -> None:
     scheduler.last_lr = scheduler.get_lr()
 
 
-def step(model, optimizer, scaler, losses: Dict, batch: Dict) -> List[float]:
+def step(model, optimizer, scaler, losses: Dict, batch: Dict, amp_level: str = "O1") -> List[float]:
     """One optimisation step; returns the loss terms. A non-finite loss updates nothing."""
     images, labels = batch["img"], batch["label"]
-    with paddle.amp.auto_cast(enable=scaler is not None, level="O1"):
+    with paddle.amp.auto_cast(enable=scaler is not None, level=amp_level):
         logits = model(images)
     if scaler is not None:
         logits = [x.astype("float32") for x in logits]
@@ -442,6 +480,46 @@ def step(model, optimizer, scaler, losses: Dict, batch: Dict) -> List[float]:
         optimizer.step()
     optimizer.clear_grad()
     return values
+
+
+AMP_LEVELS = ("O1", "O2")
+
+
+def check_flags(opts: TrainOptions) -> None:
+    """PaddleSeg 2.8's flags that train.py also checks at parse time, for callers of the library."""
+    if opts.amp_level not in AMP_LEVELS:
+        raise UserError(f"--amp_level must be O1 or O2, got {opts.amp_level!r}")
+    if opts.early_stop_intervals is not None:
+        if opts.early_stop_intervals < 1:
+            raise UserError(f"--early_stop_intervals must be a positive integer, got {opts.early_stop_intervals}")
+        if not opts.do_eval:
+            raise UserError("--early_stop_intervals needs --do_eval (it counts evaluations without a better mIoU)")
+    if opts.profiler_options is not None and opts.profiler_options.state == "GPU" and opts.device != "gpu":
+        raise UserError("--profiler_options state=GPU needs a GPU; use state=CPU")
+
+
+def stale_evaluations(state: TrainState, save_interval: int) -> int:
+    """Evaluations since the best mIoU (they run every ``save_interval`` iterations). Derived from the
+    training state, so the count continues across a resume."""
+    return 0 if state.best_iter < 0 else (state.iter - state.best_iter) // save_interval
+
+
+def stop_early(state: TrainState, opts: TrainOptions, world: int) -> bool:
+    stop = stale_evaluations(state, opts.save_interval) >= opts.early_stop_intervals
+    if world > 1:  # only rank 0 evaluates: its decision is every rank's
+        flag = paddle.to_tensor([int(stop)])
+        paddle.distributed.broadcast(flag, src=0)
+        stop = bool(flag.item())
+    return stop
+
+
+def save_now(t: Training) -> Optional[Path]:
+    """Checkpoint the current iteration outside the save interval (rank 0)."""
+    if t.rank != 0:
+        return None
+    path = checkpoints.save_checkpoint(Path(t.opts.save_dir), t.model, t.optimizer, t.state, t.scaler, t.ema)
+    logger.info("saved %s", path)
+    return path
 
 
 def all_finite(model: paddle.nn.Layer) -> bool:
@@ -476,21 +554,23 @@ def log_progress(iteration: int, iters: int, per_epoch: int, meter: Meter, names
 
 
 def save_and_evaluate(cfg: Config, model, optimizer, state: TrainState, val_ds, opts: TrainOptions, vdl,
-                      rank: int, history: Optional[TrainHistory] = None, scaler=None) -> Optional[Path]:
+                      rank: int, history: Optional[TrainHistory] = None, scaler=None,
+                      ema: Optional[ModelEMA] = None) -> Optional[Path]:
     """Checkpoint (rank 0), evaluate if asked, promote a better mIoU to best_model; returns the checkpoint.
-    Then the training curves (``history``) and, after the last iteration's evaluation, the report."""
+    Then the training curves (``history``) and, after the last iteration's evaluation, the report.
+    With ``ema``, the moving average is what is evaluated and kept as best_model."""
     if rank != 0:
         return None
     save_dir = Path(opts.save_dir)
     worst = WorstImages(GALLERY_IMAGES) if val_ds is not None and state.iter == cfg.iters else None
     if val_ds is not None:
-        from paddleseg.core.val import evaluate
-
-        result = evaluate(model, val_ds, num_workers=opts.eval_num_workers, worst=worst, **eval_options(cfg))
+        evaluated = ema.model if ema is not None else model
+        result = evaluate(evaluated, val_ds, num_workers=opts.eval_num_workers, worst=worst, **eval_options(cfg))
         model.train()
         miou = result.miou()
-        logger.info("[EVAL] iter %d: mIoU=%.4f, Acc=%.4f, Kappa=%.4f, Dice=%.4f", state.iter, miou,
-                    result.pixel_accuracy(), result.kappa(), result.mean_dice())
+        logger.info("[EVAL] iter %d%s: mIoU=%.4f, Acc=%.4f, Kappa=%.4f, Dice=%.4f", state.iter,
+                    " (EMA weights)" if ema is not None else "", miou, result.pixel_accuracy(), result.kappa(),
+                    result.mean_dice())
         if vdl:
             vdl.add_scalar("Evaluate/mIoU", miou, state.iter)
             vdl.add_scalar("Evaluate/Acc", result.pixel_accuracy(), state.iter)
@@ -498,13 +578,13 @@ def save_and_evaluate(cfg: Config, model, optimizer, state: TrainState, val_ds, 
             history.add_eval(state.iter, miou, result.pixel_accuracy())
         if miou > state.best_miou:
             state.best_miou, state.best_iter = miou, state.iter
-            checkpoints.save_best(save_dir, model, miou, state.iter, {"acc": result.pixel_accuracy(),
+            checkpoints.save_best(save_dir, evaluated, miou, state.iter, {"acc": result.pixel_accuracy(),
                                                                        "kappa": result.kappa()}, state.run_id)
         logger.info("[EVAL] best mIoU %.4f at iteration %d", state.best_miou, state.best_iter)
         if state.iter == cfg.iters:
             logger.info("[EVAL] per-class results at iteration %d (mIoU %.4f):\n%s", state.iter, miou,
                         result.table(class_names(val_ds.num_classes)))
-    path = checkpoints.save_checkpoint(save_dir, model, optimizer, state, scaler)
+    path = checkpoints.save_checkpoint(save_dir, model, optimizer, state, scaler, ema)
     for old in checkpoints.prune(save_dir, opts.keep_checkpoint_max, state.run_id):
         logger.info("removed old checkpoint %s (keep_checkpoint_max=%d)", old, opts.keep_checkpoint_max)
     logger.info("saved %s", path)

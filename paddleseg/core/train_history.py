@@ -18,7 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List
 
+from paddleseg.utils import charts
 from paddleseg.utils.atomic import atomic_write_text
+from paddleseg.utils.visualize import save_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +74,6 @@ class TrainHistory:
 
     def write(self, save_dir: Path) -> Path:
         """Replace ``save_dir``'s history file and curves picture; returns the picture's path."""
-        from paddleseg.utils import charts
-        from paddleseg.utils.visualize import save_rgb
-
         save_dir = Path(save_dir)
         atomic_write_text(save_dir / HISTORY_FILE, json.dumps(asdict(self)))
         iters = [row["iter"] for row in self.train]

@@ -12,9 +12,12 @@ from typing import Optional, Sequence
 import paddle
 from tqdm import tqdm
 
+from paddleseg.checkpoint import load_entire_model
 from paddleseg.core.infer import aug_inference, inference
 from paddleseg.core.report import GALLERY_IMAGES, WorstImages, check_report_dir, write_report
 from paddleseg.datasets.loader import build_dataloader
+from paddleseg.utils.cityscapes_labels import class_names
+from paddleseg.utils.device import check_precision, set_device
 from paddleseg.utils.metrics import ConfusionMatrix
 
 logger = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ def evaluate(model: paddle.nn.Layer, dataset, *, num_workers: int = 0, aug_eval:
     scales = [scales] if isinstance(scales, (int, float)) else list(scales)
     world, rank = (paddle.distributed.get_world_size(), paddle.distributed.get_rank()) if all_ranks else (1, 0)
     loader = build_dataloader(dataset, 1, shuffle=False, drop_last=False, num_workers=num_workers,
-                              num_replicas=world, rank=rank, use_shared_memory=use_shared_memory)
+                              num_replicas=world, rank=rank, use_shared_memory=use_shared_memory, pad=False)
     matrix = ConfusionMatrix(dataset.num_classes, dataset.ignore_index)
     model.eval()
     bar = tqdm(loader, total=len(loader), desc="eval", unit="img", disable=not progress or rank != 0,
@@ -73,9 +76,6 @@ def evaluate_checkpoint(cfg, model_path, *, device: str = "cpu", num_workers: in
 
     ``report``: also write the HTML report there (:mod:`paddleseg.core.report`) with the
     ``report_images`` worst images; a folder that may not be replaced is refused before anything is built."""
-    from paddleseg.utils.device import check_precision, set_device
-    from paddleseg.checkpoint import load_entire_model
-    from paddleseg.utils.cityscapes_labels import class_names
 
     if report is not None:
         check_report_dir(report)

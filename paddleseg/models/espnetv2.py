@@ -14,6 +14,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from paddleseg.checkpoint.weights import load_entire_model
 from paddleseg.cvlibs import manager
 from paddleseg.models.backbones.eespnet import (EESP, EESPNet, check_channels, check_drop_prob,
                                                  check_scale)
@@ -94,7 +95,8 @@ class ESPNetV2(ESPNetV2Head):
     """ESPNetV2 in upstream PaddleSeg's form: ``{type: ESPNetV2, in_channels, scale, num_classes,
     drop_prob}``; loads upstream's released Cityscapes checkpoint (70.88% mIoU).
 
-    ``pretrained``: optional path of a checkpoint to load (strictly) after building. ``dilated``: the
+    ``pretrained``: optional checkpoint to load (strictly) after building: a path, an ``http(s)://`` URL
+    or a released model name (``espnetv2_cityscapes_upstream``; see :mod:`paddleseg.checkpoint.released`). ``dilated``: the
     paper's dilated EESP branches (False matches the released checkpoints; see
     :mod:`paddleseg.models.backbones.eespnet`).
     """
@@ -107,7 +109,6 @@ class ESPNetV2(ESPNetV2Head):
         check_drop_prob("ESPNetV2", drop_prob)
         super().__init__(EESPNet(in_channels, scale, input_shortcut="prelu", dilated=dilated), num_classes, drop_prob)
         if pretrained:
-            from paddleseg.checkpoint import load_entire_model
             load_entire_model(self, pretrained)
 
 
@@ -135,7 +136,6 @@ class EESPNetHead(ESPNetV2Head):
         check_drop_prob("EESPNetHead", drop_prob)
         super().__init__(backbone, num_classes, drop_prob)
         if pretrained:
-            from paddleseg.checkpoint import load_entire_model
             load_entire_model(self, pretrained)
 
     def state_dict(self, *args, **kwargs) -> Dict[str, paddle.Tensor]:

@@ -12,21 +12,24 @@ works without a display.
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+# matplotlib takes about a second to import: it is imported by the first chart, not by every
+# training or evaluation start that imports this module
 
 Series = Tuple[Sequence[float], Sequence[float]]  # (x values, y values)
 DPI = 100
 
 
-def _figure(width: float, height: float) -> Figure:
+def _figure(width: float, height: float) -> "Figure":  # noqa: F821
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
 
 
-def render(figure: Figure) -> np.ndarray:
+def render(figure: "Figure") -> np.ndarray:  # noqa: F821
     """The figure drawn by Agg as an RGB uint8 array (H, W, 3)."""
     canvas = figure.canvas
     canvas.draw()
@@ -51,6 +54,8 @@ def confusion_heatmap(matrix: np.ndarray, names: Sequence[str]) -> np.ndarray:
     size = max(5.0, 0.36 * count + 2.2)
     figure = _figure(size + 1.0, size)
     axes = figure.add_subplot()
+    from matplotlib import colormaps
+
     cmap = colormaps["Blues"].with_extremes(bad="#d9d9d9")
     image = axes.imshow(np.ma.masked_invalid(shares), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
     figure.colorbar(image, ax=axes, fraction=0.04, pad=0.02, label="share of the ground-truth class's pixels")
