@@ -134,3 +134,124 @@ def test_built_from_a_config_a_bad_argument_is_a_config_error_naming_file_and_ke
                                           r"> 0, got -2$"):
         builder.build_component({"type": "PolynomialDecay", "learning_rate": 0.01, "power": -2},
                                 manager.LR_SCHEDULERS, "lr_scheduler", lambda path: f"cfg.yml: {path}", iters=100)
+
+
+# -- every paddle.optimizer.lr schedule by its Paddle name (PaddleSeg 2.8 configs) ---------------------
+def _build(cfg, iters=100):
+    return builder.build_component(cfg, manager.LR_SCHEDULERS, "lr_scheduler", lambda path: f"cfg.yml: {path}",
+                                   iters=iters)
+
+
+def test_our_three_schedules_keep_their_names_and_the_rest_of_paddles_are_registered():
+    assert manager.LR_SCHEDULERS["PolynomialDecay"] is PolynomialDecay
+    assert manager.LR_SCHEDULERS["CosineAnnealingDecay"] is CosineAnnealingDecay
+    assert manager.LR_SCHEDULERS["PiecewiseDecay"] is PiecewiseDecay
+    for name in ("StepDecay", "MultiStepDecay", "ExponentialDecay", "OneCycleLR", "LinearWarmup", "NoamDecay",
+                 "CyclicLR", "LinearLR", "CosineAnnealingWarmRestarts", "NaturalExpDecay", "InverseTimeDecay"):
+        assert name in manager.LR_SCHEDULERS, name
+    for name in ("LambdaDecay", "MultiplicativeDecay", "ReduceOnPlateau"):  # need Python code or a metric
+        assert name not in manager.LR_SCHEDULERS
+
+
+def test_cosine_with_upstream_warmup_keys_equals_the_closed_form():
+    scheduler = _build({"type": "CosineAnnealingDecay", "learning_rate": 0.01, "T_max": 100, "warmup_iters": 5,
+                        "warmup_start_lr": 1e-5})
+    lrs = _lrs(scheduler, 120)
+    for i in (0, 1, 4):
+        assert lrs[i] == pytest.approx(1e-5 + (0.01 - 1e-5) * i / 5, rel=1e-12)
+    for i in (5, 6, 55, 105):
+        assert lrs[i] == pytest.approx(0.01 * (1 + math.cos(math.pi * (i - 5) / 100)) / 2, rel=1e-12, abs=1e-18)
+
+
+@pytest.mark.parametrize("cfg, closed_form", [
+    ({"type": "StepDecay", "learning_rate": 0.1, "step_size": 7, "gamma": 0.5},
+     lambda s: 0.1 * 0.5 ** (s // 7)),
+    ({"type": "MultiStepDecay", "learning_rate": 0.1, "milestones": [10, 30]},
+     lambda s: 0.1 * 0.1 ** sum(s >= m for m in (10, 30))),
+    ({"type": "ExponentialDecay", "learning_rate": 0.1, "gamma": 0.95}, lambda s: 0.1 * 0.95 ** s),
+    ({"type": "LinearLR", "learning_rate": 0.1, "start_factor": 0.5},  # total_steps: iters - warmup_iters
+     lambda s: 0.1 * (0.5 + 0.5 * min(s, 37) / 37)),
+])
+def test_paddle_schedules_with_warmup_equal_their_closed_forms(cfg, closed_form):
+    scheduler = _build({**cfg, "warmup_iters": 3, "warmup_start_lr": 0.0}, iters=40)
+    lrs = _lrs(scheduler, 40)
+    assert lrs[:3] == pytest.approx([closed_form(0) * i / 3 for i in range(3)], rel=1e-12)
+    assert lrs[3:] == pytest.approx([closed_form(s) for s in range(37)], rel=1e-9)
+
+
+def test_one_cycle_runs_over_the_training_iters_by_default():
+    scheduler = _build({"type": "OneCycleLR", "max_learning_rate": 0.1, "phase_pct": 0.5,
+                        "anneal_strategy": "linear", "divide_factor": 10.0, "end_learning_rate": 0.0}, iters=22)
+    assert scheduler.decay.total_steps == 22
+    lrs = _lrs(scheduler, 22)  # Paddle: up over steps 0..10 (phase_pct * 22 - 1), down over 10..21
+    assert lrs == pytest.approx([0.01 + 0.09 * s / 10 for s in range(11)] + [0.1 * (1 - s / 11) for s in range(1, 12)],
+                                rel=1e-9, abs=1e-15)
+
+
+@pytest.mark.parametrize("cfg", [
+    {"type": "StepDecay", "learning_rate": 0.1, "step_size": 3, "warmup_iters": 2},
+    {"type": "LinearLR", "learning_rate": 0.1, "warmup_iters": 2},  # recursive in Paddle: replayed on resume
+])
+def test_paddle_schedules_resume_exactly_from_state_dict(cfg):
+    full = _lrs(_build(cfg, iters=20), 20)
+    first = _build(cfg, iters=20)
+    _lrs(first, 9)
+    resumed = _build(cfg, iters=20)
+    resumed.set_state_dict(first.state_dict())
+    assert _lrs(resumed, 11) == pytest.approx(full[9:], rel=1e-12)
+
+
+def test_a_wrong_argument_name_of_a_paddle_schedule_is_a_config_error_naming_the_key():
+    with pytest.raises(ConfigError, match=r"^cfg.yml: lr_scheduler.step_sise: StepDecay has no argument 'step_sise'. "
+                                          r"Did you mean: step_size\?"):
+        builder.check_component({"type": "StepDecay", "learning_rate": 0.1, "step_sise": 3}, "lr_scheduler",
+                                manager.LR_SCHEDULERS, lambda path: f"cfg.yml: {path}")
+    with pytest.raises(ConfigError, match=r"^cfg.yml: lr_scheduler.step_size: StepDecay.step_size expects int, "
+                                          r"got 'ten'"):
+        builder.check_component({"type": "StepDecay", "learning_rate": 0.1, "step_size": "ten"}, "lr_scheduler",
+                                manager.LR_SCHEDULERS, lambda path: f"cfg.yml: {path}")
+    with pytest.raises(ConfigError, match=r"^cfg.yml: lr_scheduler: StepDecay is missing required argument\(s\): "
+                                          r"step_size"):
+        builder.check_component({"type": "StepDecay", "learning_rate": 0.1}, "lr_scheduler",
+                                manager.LR_SCHEDULERS, lambda path: f"cfg.yml: {path}")
+    with pytest.raises(ConfigError, match=r"unknown lr_scheduler type 'StepDecy'. Did you mean: StepDecay"):
+        builder.check_component({"type": "StepDecy"}, "lr_scheduler", manager.LR_SCHEDULERS)
+
+
+def test_a_config_with_adamw_and_a_warmed_up_cosine_builds_and_steps(tmp_path):
+    import numpy as np
+    import yaml
+
+    from paddleseg.cvlibs import Config
+
+    path = tmp_path / "adamw.yml"
+    path.write_text(yaml.safe_dump({
+        "iters": 100,
+        "model": {"type": "ESPNetV2", "scale": 0.5, "num_classes": 3, "drop_prob": 0.0},
+        "optimizer": {"type": "AdamW", "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
+        "lr_scheduler": {"type": "CosineAnnealingDecay", "learning_rate": 0.01, "T_max": 100, "warmup_iters": 5,
+                         "warmup_start_lr": 1e-5}}))
+    cfg = Config(path)
+    optimizer, scheduler, model = cfg.optimizer, cfg.lr_scheduler, cfg.model
+    assert isinstance(optimizer, paddle.optimizer.AdamW)
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    paddle.seed(0)
+    image = paddle.randn([1, 3, 32, 64])
+    rates = []
+    for _ in range(7):
+        rates.append(optimizer.get_lr())
+        loss = model(image)[0].mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        scheduler.step()
+    expected = [1e-5 + (0.01 - 1e-5) * i / 5 for i in range(5)] + [
+        0.01 * (1 + math.cos(math.pi * s / 100)) / 2 for s in (0, 1)]
+    assert rates == pytest.approx(expected, rel=1e-12)
+    changed = [k for k, v in model.state_dict().items() if not np.array_equal(v.numpy(), before[k])]
+    assert changed, "no parameter moved"
+
+    path.write_text(path.read_text().replace("T_max", "T_maxx"))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: lr_scheduler.T_maxx: CosineAnnealingDecay has "
+                                          r"no argument 'T_maxx'. Did you mean: T_max"):
+        Config(path)

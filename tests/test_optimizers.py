@@ -9,7 +9,7 @@ import pytest
 
 from paddleseg.cvlibs import builder, manager
 from paddleseg.errors import ConfigError
-from paddleseg.optimizers import SGD, Adam, Momentum
+from paddleseg.optimizers import SGD, Adam, AdamW, Momentum
 
 LR = 0.1
 TOL = dict(rtol=1e-5, atol=1e-6)
@@ -101,7 +101,8 @@ def test_a_scheduler_drives_the_optimizer_learning_rate():
     assert optimizer.get_lr() == pytest.approx(0.01)
 
 
-@pytest.mark.parametrize("name, cls", [("adam", Adam), ("Adam", Adam), ("sgd", SGD), ("SGD", SGD),
+@pytest.mark.parametrize("name, cls", [("adam", Adam), ("Adam", Adam), ("adamw", AdamW), ("AdamW", AdamW),
+                                       ("sgd", SGD), ("SGD", SGD),
                                        ("momentum", Momentum), ("Momentum", Momentum)])
 def test_config_type_names_resolve_to_the_optimizer(name, cls):
     settings = builder.build_component({"type": name, "weight_decay": 0.0002}, manager.OPTIMIZERS)
@@ -138,3 +139,36 @@ def test_invalid_settings_are_value_errors_and_config_errors_naming_the_key(cfg,
 def test_unknown_argument_is_caught_by_the_signature():
     with pytest.raises(ConfigError, match="Did you mean: momentum"):
         builder.check_component({"type": "sgd", "momentun": 0.9}, "optimizer", manager.OPTIMIZERS)
+
+
+def test_adamw_decays_decoupled_from_the_gradient_matching_numpy_for_two_steps():
+    """AdamW: the decay shrinks the parameter by ``lr * weight_decay`` beside the Adam step (it never
+    enters the moments), unlike Adam's L2 decay above."""
+    decay, b1, b2, eps = 0.05, 0.8, 0.99, 1e-8
+    optimizer, params, got = _run(AdamW(weight_decay=decay, beta1=b1, beta2=b2, epsilon=eps))
+    assert isinstance(optimizer, paddle.optimizer.AdamW)
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    for t in (1, 2):
+        grads = _gradient(*params)
+        for i, g in enumerate(grads):
+            params[i] = params[i] * (1 - LR * decay)
+            m[i] = b1 * m[i] + (1 - b1) * g
+            v[i] = b2 * v[i] + (1 - b2) * g * g
+            m_hat, v_hat = m[i] / (1 - b1 ** t), v[i] / (1 - b2 ** t)
+            params[i] = params[i] - LR * m_hat / (np.sqrt(v_hat) + eps)
+    for ours, ref in zip(got, params):
+        np.testing.assert_allclose(ours, ref, **TOL)
+
+
+def test_adamw_takes_the_same_grad_clip_and_checks_as_adam():
+    settings = builder.build_component({"type": "adamw", "weight_decay": 0.01, "grad_clip_norm": 1.0,
+                                        "beta2": 0.98}, manager.OPTIMIZERS)
+    optimizer = settings(_layer().parameters(), 0.01)
+    assert isinstance(optimizer._grad_clip, paddle.nn.ClipGradByGlobalNorm)
+    with pytest.raises(ConfigError, match=r"^cfg.yml: optimizer.beta1: AdamW.beta1 must be a number >= 0 and < 1"):
+        builder.build_component({"type": "AdamW", "beta1": 1.5}, manager.OPTIMIZERS, "optimizer",
+                                lambda path: f"cfg.yml: {path}")
+    with pytest.raises(ConfigError, match="optimizer.weight_decy: AdamW has no argument 'weight_decy'. Did you mean: "
+                                          "weight_decay"):
+        builder.check_component({"type": "AdamW", "weight_decy": 0.01}, "optimizer", manager.OPTIMIZERS)

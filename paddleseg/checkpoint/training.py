@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 OPT_FILE, STATE_FILE, SCORE_FILE = "model.pdopt", "train_state.json", "score.json"
 SCALER_KEY = "GradScaler"  # fp16's loss-scaler state, saved in model.pdopt beside the optimizer's
+EMA_KEY = "EMA"  # --use_ema's averaged weights ({structured name: numpy array}), also in model.pdopt
 BEST_DIR = "best_model"
 _ITER_DIR = re.compile(r"^iter_(\d+)$")
 # hidden folders of a save in progress (.X.partial-<run>-<pid>) and of a replaced folder (.X.old-<run>-<pid>)
@@ -189,13 +190,15 @@ def restore_optimizer_state(model: paddle.nn.Layer, optimizer: paddle.optimizer.
 
 
 def save_checkpoint(save_dir: PathLike, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer,
-                    state: TrainState, scaler: Optional[paddle.amp.GradScaler] = None) -> Path:
-    """Write ``save_dir/iter_<state.iter>`` atomically (with the fp16 loss scaler's state, if any);
-    returns its path."""
+                    state: TrainState, scaler: Optional[paddle.amp.GradScaler] = None, ema=None) -> Path:
+    """Write ``save_dir/iter_<state.iter>`` atomically (with the fp16 loss scaler's state and the
+    weights' moving average (paddleseg/core/ema.py), if any); returns its path."""
     final = Path(save_dir) / f"iter_{state.iter}"
     opt = optimizer_state(model, optimizer)
     if scaler is not None:
         opt[SCALER_KEY] = scaler.state_dict()
+    if ema is not None:
+        opt[EMA_KEY] = ema.state_dict()
     _write_folder(final, {MODEL_FILE: model.state_dict(), OPT_FILE: opt}, {STATE_FILE: asdict(state)}, state.run_id)
     return final
 
@@ -254,14 +257,23 @@ def read_train_state(folder: PathLike) -> TrainState:
 
 
 def load_checkpoint(folder: PathLike, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer,
-                    scaler: Optional[paddle.amp.GradScaler] = None) -> TrainState:
-    """Verify, then load model, optimizer (with its LR schedule) and, given one, the fp16 loss scaler's
-    state from a checkpoint folder."""
+                    scaler: Optional[paddle.amp.GradScaler] = None, ema=None) -> TrainState:
+    """Verify, then load model, optimizer (with its LR schedule) and, given them, the fp16 loss scaler's
+    state and the weights' moving average from a checkpoint folder. Without a saved average, ``ema``
+    starts again from the loaded weights (logged)."""
     state = read_train_state(folder)
     folder = checkpoint_folder(folder)
     load_entire_model(model, folder / MODEL_FILE, strict=True)
     opt = read_state_dict(folder / OPT_FILE)
     scaler_state = opt.pop(SCALER_KEY, None)
+    ema_state = opt.pop(EMA_KEY, None)
+    if ema is not None:
+        if ema_state is not None:
+            ema.load_state_dict(ema_state, str(folder / OPT_FILE))
+        else:
+            ema.reset(model)
+            logger.warning("%s holds no moving average of the weights (trained without --use_ema): the average "
+                           "starts from the checkpoint's weights", folder / OPT_FILE)
     if scaler is not None:
         if scaler_state:
             scaler.load_state_dict(scaler_state)

@@ -15,6 +15,7 @@ from typing import Dict, List, Tuple, Union
 import numpy as np
 import paddle
 
+from paddleseg.checkpoint import released
 from paddleseg.checkpoint.safe_load import safe_load
 from paddleseg.errors import CheckpointError
 
@@ -55,13 +56,20 @@ class LoadReport:
 
 
 def resolve_weights_path(path: Union[str, Path]) -> Path:
-    """The weights file of a checkpoint given as a ``.pdparams`` file or as a folder (``iter_N/``,
-    ``best_model/``) holding ``model.pdparams``; :func:`checkpoint_folder` is the other direction."""
+    """The weights file of a checkpoint given as a ``.pdparams`` file, as a folder (``iter_N/``,
+    ``best_model/``) holding ``model.pdparams``, as an ``http(s)://`` URL or as the name of a released
+    model (both downloaded once into the verified cache of :mod:`~paddleseg.checkpoint.released`);
+    :func:`checkpoint_folder` is the other direction. A local file or folder wins over a released name."""
+    text = str(path)
+    if released.is_url(text):
+        return released.fetch(text)
     path = Path(path)
+    if text in released.RELEASED and not path.exists():
+        return released.released_weights(text)
     if path.is_dir():
         path = path / MODEL_FILE
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
+        raise CheckpointError(f"{path}: checkpoint file not found{released.name_hint(text)}")
     return path
 
 
@@ -101,7 +109,8 @@ def load_entire_model(model: paddle.nn.Layer, path: Union[str, Path], strict: bo
 
     Args:
         model: the built model (its ``state_dict`` keys are the contract).
-        path: a ``.pdparams`` file or a checkpoint folder holding ``model.pdparams``.
+        path: a ``.pdparams`` file, a checkpoint folder holding ``model.pdparams``, an ``http(s)://``
+            URL or a released model name (:data:`~paddleseg.checkpoint.released.RELEASED`).
         strict: fail on any missing, unexpected or mis-shaped key (default). With False, load the
             keys that match and log the rest, e.g. to fine-tune on a different number of classes.
 

@@ -6,8 +6,9 @@
 From a config, ``cfg.optimizer`` does both: ``cfg.model``'s parameters, ``learning_rate=cfg.lr_scheduler``.
 
 ``weight_decay`` is L2 regularisation as Paddle applies it (``paddle.regularizer.L2Decay``): ``coeff *
-param`` is added to the gradient before the update, for every optimizer here (for Adam too: this is
-not AdamW's decoupled decay). ``grad_clip_norm`` clips the gradients by their global norm before that.
+param`` is added to the gradient before the update, for every optimizer here but ``AdamW`` (for Adam
+too), whose decay is decoupled from the gradient. ``grad_clip_norm`` clips the gradients by their global
+norm before that.
 """
 from typing import Iterable, Optional, Union
 
@@ -91,7 +92,27 @@ class Momentum(SGD):
         super().__init__(momentum, use_nesterov, weight_decay, grad_clip_norm)
 
 
+@manager.OPTIMIZERS.add_component
+class AdamW(OptimizerSettings):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), Paddle's ``AdamW``:
+    ``param -= lr * weight_decay * param`` beside the Adam step, not added to the gradient.
+    ``weight_decay`` defaults to 0.01 (Paddle's and PaddleSeg 2.8's default)."""
+
+    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
+                 weight_decay: float = 0.01, grad_clip_norm: Optional[float] = None):
+        super().__init__(weight_decay, grad_clip_norm)
+        self.beta1 = _check_fraction("AdamW", "beta1", beta1)
+        self.beta2 = _check_fraction("AdamW", "beta2", beta2)
+        self.epsilon = float(arguments.positive("AdamW", "epsilon", epsilon))
+
+    def __call__(self, parameters: Iterable, learning_rate: LearningRate) -> paddle.optimizer.Optimizer:
+        common = self.common_arguments(parameters, learning_rate)
+        common["weight_decay"] = self.weight_decay  # a float: Paddle's AdamW decays decoupled
+        return paddle.optimizer.AdamW(beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon, **common)
+
+
 # The lower-case spellings PaddleSeg configs use.
+manager.OPTIMIZERS.add_component(AdamW, name="adamw")
 manager.OPTIMIZERS.add_component(Adam, name="adam")
 manager.OPTIMIZERS.add_component(SGD, name="sgd")
 manager.OPTIMIZERS.add_component(Momentum, name="momentum")
