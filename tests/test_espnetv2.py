@@ -238,3 +238,21 @@ def test_export_has_no_while_ops_and_same_padding_only_where_undilated(tmp_path,
     exported = (exported[0] if isinstance(exported, (list, tuple)) else exported).numpy()
     assert exported.shape == (1, 19, 75, 99)
     assert np.linalg.norm(exported - eager) / np.linalg.norm(eager) < 1e-5
+
+
+@pytest.mark.parametrize("form, shortcut", [("paddleseg_scale2", "prelu"), ("seed_scale2", "relu")])
+def test_backbone_pretrained_takes_the_backbone_of_a_whole_released_checkpoint(form, shortcut):
+    from paddleseg.checkpoint import safe_load
+    from paddleseg.models.backbones.eespnet import EESPNet
+
+    path = fixture_path("espnetv2", form, "model.pdparams")
+    backbone = EESPNet(scale=2.0, drop_prob=0.0, input_shortcut=shortcut, pretrained=str(path))
+    whole = safe_load(path)
+    own = backbone.state_dict()
+    assert len(own) == sum(k.startswith("backbone.") for k in whole)
+    for key, value in own.items():
+        from paddleseg.models.backbones.eespnet import reference_key
+
+        source = [k for k in whole if k[len("backbone."):] in (key, reference_key(key)) and k.startswith("backbone.")]
+        assert len(source) == 1, key
+        np.testing.assert_array_equal(value.numpy(), whole[source[0]], err_msg=key)

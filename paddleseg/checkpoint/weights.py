@@ -10,7 +10,7 @@ classes) loads what matches and reports what it skipped.
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import paddle
@@ -104,7 +104,8 @@ def _format_hint(file_keys: List[str], model_keys: List[str]) -> str:
     return ""
 
 
-def load_entire_model(model: paddle.nn.Layer, path: Union[str, Path], strict: bool = True) -> LoadReport:
+def load_entire_model(model: paddle.nn.Layer, path: Union[str, Path], strict: bool = True,
+                      key_map: Optional[Callable[[str], Optional[str]]] = None) -> LoadReport:
     """Load weights from ``path`` into ``model``.
 
     Args:
@@ -113,12 +114,16 @@ def load_entire_model(model: paddle.nn.Layer, path: Union[str, Path], strict: bo
             URL or a released model name (:data:`~paddleseg.checkpoint.released.RELEASED`).
         strict: fail on any missing, unexpected or mis-shaped key (default). With False, load the
             keys that match and log the rest, e.g. to fine-tune on a different number of classes.
+        key_map: renames the file's keys to the model's before matching; a key mapped to None is
+            not part of this model and is left out (e.g. a backbone loading a whole model's file).
 
     Returns:
         A :class:`LoadReport`. Raises :class:`CheckpointError` naming the file and keys.
     """
     file = resolve_weights_path(path)
     state = read_state_dict(file)
+    if key_map is not None:
+        state = {mapped: value for key, value in state.items() if (mapped := key_map(key)) is not None}
     own = model.state_dict()
     report = LoadReport()
     usable = {}

@@ -16,8 +16,8 @@ import paddle.nn.functional as F
 
 from paddleseg.checkpoint.weights import load_entire_model
 from paddleseg.cvlibs import manager
-from paddleseg.models.backbones.eespnet import (EESP, EESPNet, check_channels, check_drop_prob,
-                                                 check_scale)
+from paddleseg.models.backbones.eespnet import (EESP, EESPNet, check_channels, check_drop_prob, check_scale,
+                                                 reference_key)
 from paddleseg.models.layers import BNPReLU, ConvBNAct, concat, resize, upsample_by_matmul
 
 
@@ -96,8 +96,8 @@ class ESPNetV2(ESPNetV2Head):
     drop_prob}``; loads upstream's released Cityscapes checkpoint (70.88% mIoU).
 
     ``pretrained``: optional checkpoint to load (strictly) after building: a path, an ``http(s)://`` URL
-    or a released model name (``espnetv2_cityscapes_upstream``; see :mod:`paddleseg.checkpoint.released`). ``dilated``: the
-    paper's dilated EESP branches (False matches the released checkpoints; see
+    or a released model name (``espnetv2_cityscapes_upstream``; see :mod:`paddleseg.checkpoint.released`).
+    ``dilated``: the paper's dilated EESP branches (False matches the released checkpoints; see
     :mod:`paddleseg.models.backbones.eespnet`).
     """
 
@@ -110,15 +110,6 @@ class ESPNetV2(ESPNetV2Head):
         super().__init__(EESPNet(in_channels, scale, input_shortcut="prelu", dilated=dilated), num_classes, drop_prob)
         if pretrained:
             load_entire_model(self, pretrained)
-
-
-# The reference reproduction names BN layers ``_bn`` and PReLU slots ``_act`` (except in the
-# down-samplers' 3×3 shortcut layer, which keeps ``_batch_norm`` and has a ReLU): our layers keep
-# upstream's names, and EESPNetHead translates at the state-dict boundary.
-def _reference_key(key: str) -> str:
-    if ".shortcut_layer.0." in key:
-        return key
-    return key.replace("._batch_norm.", "._bn.").replace("._prelu.act_func.", "._act.")
 
 
 @manager.MODELS.add_component
@@ -140,8 +131,8 @@ class EESPNetHead(ESPNetV2Head):
 
     def state_dict(self, *args, **kwargs) -> Dict[str, paddle.Tensor]:
         own = super().state_dict(*args, **kwargs)
-        return type(own)((_reference_key(k), v) for k, v in own.items())
+        return type(own)((reference_key(k), v) for k, v in own.items())
 
     def set_state_dict(self, state_dict: Dict, *args, **kwargs):
-        to_own = {_reference_key(k): k for k in super().state_dict()}
+        to_own = {reference_key(k): k for k in super().state_dict()}
         return super().set_state_dict({to_own.get(k, k): v for k, v in state_dict.items()}, *args, **kwargs)

@@ -19,12 +19,13 @@ each side, both as the references do; each gives ``ceil(size / 2)``, so the bran
 down-sampler and the image pyramid of its shortcut agree at any size.
 """
 import numbers
-from typing import List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from paddleseg.checkpoint.weights import load_entire_model
 from paddleseg.cvlibs import manager
 from paddleseg.models.layers import BNPReLU, ConvBN, ConvBNAct, PReLU, concat, conv2d_same
 
@@ -151,6 +152,32 @@ def level_channels(scale: float, branches: int = 4, base: int = 32) -> Tuple[int
     return (min(width, base), width * 2, width * 4, width * 8)
 
 
+# The reference reproduction names BN layers ``_bn`` and PReLU slots ``_act`` (except in the
+# down-samplers' 3×3 shortcut layer, which keeps ``_batch_norm`` and has a ReLU): our layers keep
+# upstream's names, and EESPNetHead translates at the state-dict boundary.
+def reference_key(key: str) -> str:
+    """Our state-dict key in the reference reproduction's names."""
+    if ".shortcut_layer.0." in key:
+        return key
+    return key.replace("._batch_norm.", "._bn.").replace("._prelu.act_func.", "._act.")
+
+
+def backbone_keys(backbone: nn.Layer) -> Callable[[str], Optional[str]]:
+    """Maps a key of a backbone-only file, or of a whole segmentation model's file (``backbone.``
+    prefix; the head's keys are left out), in upstream's or the reference's names, to ``backbone``'s."""
+    names = {}
+    for key in backbone.state_dict():
+        names[reference_key(key)] = key
+        names[key] = key
+
+    def key_map(key: str) -> Optional[str]:
+        if key.startswith("backbone."):
+            return names.get(key[len("backbone."):], key[len("backbone."):])
+        return names.get(key, key) if key.startswith("level") else None
+
+    return key_map
+
+
 @manager.BACKBONES.add_component
 class EESPNet(nn.Layer):
     """The EESPNet backbone (Section 4.1, Table 1): four levels at strides 2, 4, 8, 16.
@@ -168,12 +195,15 @@ class EESPNet(nn.Layer):
             ``'prelu'`` (upstream PaddleSeg, used by :class:`~paddleseg.models.ESPNetV2`).
         dilated: the paper's dilated EESP branches; False (default) matches the released checkpoints
             (module docstring).
+        pretrained: weights to load strictly after building (a path, URL or released name): a
+            backbone-only file, or a whole ESPNetV2 checkpoint of either released form, whose
+            ``backbone.`` keys are taken (:func:`backbone_keys`).
 
     Forward: (N, 3, H, W) → level1..level4 feature maps; widths in ``out_channels``.
     """
 
     def __init__(self, in_channels: int = 3, scale: float = 1.0, drop_prob: float = 0.1,
-                 input_shortcut: str = "relu", dilated: bool = False):
+                 input_shortcut: str = "relu", dilated: bool = False, pretrained: Optional[str] = None):
         super().__init__()
         check_channels("EESPNet", "in_channels", in_channels)
         check_scale("EESPNet", scale)
@@ -195,6 +225,8 @@ class EESPNet(nn.Layer):
         self.level3 = nn.LayerList([EESP(c3, c3, kernel_size_maximum=caps[2], dilated=dilated) for _ in range(3)])
         self.level4_0 = down(c3, c4, caps[2])
         self.level4 = nn.LayerList([EESP(c4, c4, kernel_size_maximum=caps[3], dilated=dilated) for _ in range(7)])
+        if pretrained:
+            load_entire_model(self, pretrained, key_map=backbone_keys(self))
 
     def forward(self, x: paddle.Tensor) -> List[paddle.Tensor]:
         # The image pyramid for the shortcuts takes a fixed number of pooling steps per level
