@@ -23,7 +23,8 @@ logger = logging.getLogger("val")
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = ArgumentParser(description=__doc__)
     p.add_argument("--config", required=True, type=Path)
-    p.add_argument("--model_path", required=True, type=Path, help="checkpoint folder or .pdparams file")
+    p.add_argument("--model_path", required=True,
+                   help="checkpoint folder, .pdparams file, http(s):// URL or released model name")
     p.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE")
     p.add_argument("--num_workers", type=int, default=0)
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
@@ -41,6 +42,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     setup_logging()
+    from paddle.distributed import get_rank
+
     from paddleseg.core.val import evaluate_checkpoint
     from paddleseg.cvlibs import Config
 
@@ -62,7 +65,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"Dice={report['dice']:.4f} images={report['images']}")
     if report.get("report"):
         print(f"report: {report['report']}")
-    if args.json:
+    if args.json and get_rank() == 0:  # one writer on several ranks (they hold the same scores)
         args.json.write_text(json.dumps({k: v for k, v in report.items() if k != "table"}, indent=2))
     return 0
 

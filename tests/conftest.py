@@ -77,8 +77,19 @@ def private_cache_home(tmp_path_factory):
 
 @pytest.fixture(scope="session", autouse=True)
 def cpu_device():
-    """In-process tests run on the CPU even on a GPU host: their tolerances are CPU tolerances, and the
-    library leaves the device to the entry point (train.py sets it from --device)."""
+    """Tests run on the CPU even on a GPU host: their tolerances (bit-exact resume, equal rank results,
+    script against in-process scores) are CPU tolerances. In-process tests set the device here (the
+    library leaves it to the entry point); the scripts the tests start default to ``--device auto``,
+    which finds no card once CUDA_VISIBLE_DEVICES is empty (subprocesses inherit it)."""
+    import os
+
     import paddle
 
     paddle.set_device("cpu")
+    old = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    yield
+    if old is None:
+        os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+    else:
+        os.environ["CUDA_VISIBLE_DEVICES"] = old

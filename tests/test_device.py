@@ -57,3 +57,41 @@ def test_cpu_on_several_ranks_forces_gloo_even_on_a_cuda_build(monkeypatch):
     assert device.set_device("cpu") == "cpu"
     import os
     assert os.environ["PADDLE_DISTRI_BACKEND"] == "gloo"
+
+
+def test_deterministic_flags_are_set_and_read_back_and_a_missing_one_is_a_loud_error():
+    flag = "FLAGS_check_nan_inf"  # a flag every build has: stands in for the GPU ones on a CPU build
+    before = paddle.get_flags([flag])[flag]
+    try:
+        device.set_flags({flag: not before}, "--deterministic")
+        assert paddle.get_flags([flag])[flag] == (not before)
+    finally:
+        paddle.set_flags({flag: before})
+    with pytest.raises(UserError, match="has no flag FLAGS_no_such_flag"):
+        device.set_flags({"FLAGS_no_such_flag": True}, "--deterministic")
+
+
+def test_deterministic_is_a_logged_no_op_on_the_cpu_and_sets_the_gpu_flags_or_names_the_missing_one(caplog):
+    with caplog.at_level("INFO"):
+        assert device.set_deterministic("cpu") == {}
+    assert "nothing to set on the CPU" in caplog.text
+    assert set(device.GPU_DETERMINISM_FLAGS) >= {"FLAGS_cudnn_deterministic", "FLAGS_allow_tf32_cudnn",
+                                                 "FLAGS_allow_tf32_cublas"}
+    if not paddle.device.is_compiled_with_cuda():  # the CPU build has none of them: an error, not a silent skip
+        with pytest.raises(UserError, match="has no flag FLAGS_cudnn_deterministic"):
+            device.set_deterministic("gpu")
+    else:
+        assert device.set_deterministic("gpu") == device.GPU_DETERMINISM_FLAGS
+        for name, value in device.GPU_DETERMINISM_FLAGS.items():
+            assert paddle.get_flags([name])[name] == value
+
+
+def test_loader_workers_default_to_none_on_the_cpu_and_a_few_per_rank_on_the_gpu(monkeypatch, caplog):
+    monkeypatch.setattr(device, "default_cpu_threads", lambda: 2)
+    with caplog.at_level("INFO"):
+        assert device.loader_workers("cpu", None, None) == (0, 0)
+        assert device.loader_workers("gpu", None, None) == (2, 2)
+        assert device.loader_workers("gpu", 1, 3) == (1, 3)
+    assert "default on the GPU" in caplog.text
+    monkeypatch.setattr(device, "default_cpu_threads", lambda: 16)
+    assert device.default_num_workers("gpu") == 4

@@ -1,10 +1,12 @@
 """The loader: (seed, epoch)-determined order, disjoint equal rank shards, mid-epoch skipping, batches
 identical with and without worker processes, dropped incomplete batches."""
+import os
+
 import numpy as np
 import paddle
 import pytest
 
-from paddleseg.datasets.loader import EpochBatchSampler, build_dataloader
+from paddleseg.datasets.loader import EpochBatchSampler, RunBatchSampler, build_dataloader, build_run_loader
 from paddleseg.errors import DatasetError
 
 
@@ -43,6 +45,50 @@ def test_rank_shards_are_disjoint_equal_and_cover_the_set():
     assert sorted(sum(shards, [])) == list(range(12))
     uneven = [EpochBatchSampler(10, 2, True, False, num_replicas=3, rank=r).indices() for r in range(3)]
     assert [len(s) for s in uneven] == [4, 4, 4] and set(sum(uneven, [])) == set(range(10))
+
+
+def test_evaluation_shards_read_every_sample_exactly_once():
+    for n, world in ((5, 2), (10, 3), (2, 3)):
+        shards = [EpochBatchSampler(n, 1, False, False, num_replicas=world, rank=r, pad=False).indices()
+                  for r in range(world)]
+        assert sorted(sum(shards, [])) == list(range(n)), (n, world, shards)
+    assert [EpochBatchSampler(5, 1, False, False, num_replicas=2, rank=r, pad=False).indices()
+            for r in range(2)] == [[0, 2, 4], [1, 3]]
+
+
+def test_a_run_sampler_continues_epoch_after_epoch_as_the_epoch_samplers():
+    run = iter(RunBatchSampler(10, 4, seed=7, epoch=1, skip_batches=1, num_replicas=2, rank=1))
+    got = [next(run) for _ in range(3)]  # 1 batch per epoch and rank: epoch 1 is skipped whole
+    expected = [[(e, i) for i in EpochBatchSampler(10, 4, True, True, 7, e, 0, 2, 1).all_batches()[0]]
+                for e in (2, 3, 4)]
+    assert got == expected
+    with pytest.raises(ValueError, match="no full batch"):
+        next(iter(RunBatchSampler(3, 4)))
+
+
+class WhichProcess(Toy):
+    """Toy whose image paths also name the process that read the sample."""
+
+    def __getitem__(self, idx):
+        sample = super().__getitem__(idx)
+        sample["img_path"] += f"@{os.getpid()}"
+        return sample
+
+
+@pytest.mark.slow
+def test_run_loader_workers_start_once_and_give_each_epochs_batches_of_one_process():
+    per_epoch = 2  # Toy(10), batch 4, drop_last
+    ref = [b["img"].numpy() for e in (1, 2) for b in build_dataloader(Toy(10), 4, shuffle=True, drop_last=True,
+                                                                     seed=5, epoch=e, num_replicas=1, rank=0)]
+    for skip in (0, 1):  # from the start of epoch 1, and resumed after its first batch
+        batches = iter(build_run_loader(WhichProcess(10), 4, num_workers=2, seed=5, epoch=1, skip_batches=skip,
+                                        use_shared_memory=False))
+        got = [next(batches) for _ in range(2 * per_epoch - skip)]
+        for a, b in zip(ref[skip:], got):
+            assert np.array_equal(a, b["img"].numpy())
+        readers = {path.split("@")[1] for b in got for path in b["img_path"]}
+        assert 1 <= len(readers) <= 2 and str(os.getpid()) not in readers, readers  # the same 2 workers
+        del batches
 
 
 def test_drop_last_and_skip_batches():

@@ -122,3 +122,30 @@ def test_evaluation_memory_stays_flat_over_full_size_images():
     growth, pixels = done.stdout.split()[-2:]
     assert int(pixels) == 20 * 1024 * 2048
     assert float(growth) < 200, f"memory grew by {float(growth):.0f} MB over 20 more images"
+
+
+@pytest.mark.slow
+def test_two_ranks_score_an_odd_set_exactly_as_one_rank(tmp_path, checkpoint):
+    """5 images on 2 ranks: shards of 3 and 2, none read twice, so the summed confusion matrix is the
+    single-process one (a padded shard counted image 0 twice). Exact: both run on the CPU."""
+    from paddleseg.datasets.synthetic import write_synthetic_cityscapes
+
+    data = write_synthetic_cityscapes(tmp_path / "odd", train=1, val=5, width=128, height=64, seed=3, workers=1,
+                                      progress=False)
+    config = write_train_config(tmp_path / "cfg.yml", data)
+    weights = checkpoint[1]
+    args = [str(REPO / "val.py"), "--config", str(config), "--model_path", str(weights), "--device", "cpu"]
+    one = subprocess.run([sys.executable, *args, "--json", str(tmp_path / "one.json")], capture_output=True,
+                         text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
+                          str(tmp_path / "log"), *args, "--json", str(tmp_path / "two.json"), "--report",
+                          str(tmp_path / "report"), "--report_images", "5"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-2000:]
+    single, ranks = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert ranks["images"] == single["images"] == 5
+    assert ranks["class_iou"] == single["class_iou"] and ranks["miou"] == single["miou"]
+    assert ranks["acc"] == single["acc"] and ranks["kappa"] == single["kappa"]
+    gallery = (tmp_path / "report" / "index.html").read_text()
+    assert all(gallery.count(f"{p.stem}") >= 1 for p in (data / "leftImg8bit" / "val").rglob("*.png"))

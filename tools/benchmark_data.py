@@ -4,6 +4,12 @@ N worker processes; optionally the same for upstream PaddleSeg 2.8's transforms,
 virtualenv (it has the same package name, so never install it into the project's environment).
 
     python tools/benchmark_data.py --workers 2 --upstream-python /tmp/upstream_venv/bin/python
+    python tools/benchmark_data.py --epoch-starts --workers 2   # the wait at each epoch's start
+
+``--epoch-starts`` measures what training waits for at the start of each of ``--epochs`` short epochs:
+with a loader built per epoch (its worker processes started again every epoch, as before) and with
+the run-long loader training uses now (workers started once, the next epoch prefetched). Each batch
+is followed by a simulated training step of ``--step`` seconds.
 
 This file is also the upstream harness: ``--harness upstream`` runs inside that virtualenv and prints
 JSON, so it must not import this project at module level.
@@ -21,20 +27,27 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 Pair = Tuple[str, str]
 
 
+REFERENCE_TRANSFORMS = [
+    {"type": "ResizeStepScaling", "min_scale_factor": 0.5, "max_scale_factor": 2.0, "scale_step_size": 0.25},
+    {"type": "RandomPaddingCrop", "crop_size": [1024, 512]},
+    {"type": "RandomHorizontalFlip"},
+    {"type": "RandomDistort", "brightness_range": 0.4, "contrast_range": 0.4, "saturation_range": 0.4},
+    {"type": "Normalize"},
+]
+
+
+def reference_transforms() -> list:
+    from paddleseg.cvlibs import builder, manager
+
+    return [builder.build_component(c, manager.TRANSFORMS) for c in REFERENCE_TRANSFORMS]
+
+
 def ours() -> Callable[[Pair, int], object]:
     import numpy as np
 
-    from paddleseg.cvlibs import builder, manager
     from paddleseg.transforms import Compose, read_image, read_label
 
-    config = [
-        {"type": "ResizeStepScaling", "min_scale_factor": 0.5, "max_scale_factor": 2.0, "scale_step_size": 0.25},
-        {"type": "RandomPaddingCrop", "crop_size": [1024, 512]},
-        {"type": "RandomHorizontalFlip"},
-        {"type": "RandomDistort", "brightness_range": 0.4, "contrast_range": 0.4, "saturation_range": 0.4},
-        {"type": "Normalize"},
-    ]
-    compose = Compose([builder.build_component(c, manager.TRANSFORMS) for c in config])
+    compose = Compose(reference_transforms())
 
     def load(pair: Pair, i: int):
         return compose(read_image(pair[0]), read_label(pair[1]), np.random.default_rng((0, 0, i)))
@@ -93,6 +106,44 @@ def harness(kind: str, pairs: List[Pair], count: int, workers: List[int]) -> Dic
     return {str(w): measure(kind, pairs, count, w) for w in workers}
 
 
+def epoch_starts(root: Path, workers: int, epochs: int, batch_size: int, step: float,
+                 run_long: bool) -> List[float]:
+    """Seconds from asking for each epoch's first batch to having it, over ``epochs`` epochs of the
+    training set under ``root``; a ``step``-second pause after every batch stands for the training step."""
+    from paddleseg.datasets.cityscapes import Cityscapes
+    from paddleseg.datasets.loader import EpochBatchSampler, build_dataloader, build_run_loader
+
+    dataset = Cityscapes(str(root), reference_transforms(), "train")
+    per_epoch = len(EpochBatchSampler(len(dataset), batch_size, True, True))
+    run = iter(build_run_loader(dataset, batch_size, num_workers=workers)) if run_long else None
+    waits = []
+    for epoch in range(epochs):
+        batches = run if run_long else iter(build_dataloader(dataset, batch_size, shuffle=True, drop_last=True,
+                                                             num_workers=workers, epoch=epoch, num_replicas=1,
+                                                             rank=0))
+        for i in range(per_epoch):
+            start = time.perf_counter()
+            next(batches)
+            if i == 0:
+                waits.append(time.perf_counter() - start)
+            time.sleep(step)
+        if not run_long:
+            del batches  # its workers stop here, as at the end of an epoch's loop
+    return waits
+
+
+def report_epoch_starts(root: Path, args) -> None:
+    from prettytable import PrettyTable
+
+    table = PrettyTable(["loader"] + [f"epoch {e + 1}, s" for e in range(args.epochs)])
+    for run_long, name in ((False, "built per epoch (before)"), (True, "run-long (now)")):
+        waits = epoch_starts(root, args.workers[-1], args.epochs, args.batch_size, args.step, run_long)
+        table.add_row([name] + [f"{w:.2f}" for w in waits])
+    print(f"wait for the first batch of each epoch: {args.workers[-1]} worker(s), batch {args.batch_size}, "
+          f"{args.step:g} s simulated step, {args.images} distinct 2048x1024 PNG pairs")
+    print(table)
+
+
 def make_pairs(folder: Path, n: int) -> List[Pair]:
     from paddleseg.datasets.cityscapes import Cityscapes
     from paddleseg.datasets.synthetic import write_synthetic_cityscapes
@@ -108,6 +159,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="process counts to measure")
     parser.add_argument("--data", help="use this Cityscapes-layout folder instead of generating one")
     parser.add_argument("--upstream-python", help="python of a virtualenv with paddleseg==2.8.0")
+    parser.add_argument("--epoch-starts", action="store_true",
+                        help="measure the wait for each epoch's first batch, loader per epoch against run-long")
+    parser.add_argument("--epochs", type=int, default=3, help="with --epoch-starts: epochs to run")
+    parser.add_argument("--batch-size", type=int, default=2, help="with --epoch-starts: images per batch")
+    parser.add_argument("--step", type=float, default=0.5, help="with --epoch-starts: simulated step, seconds")
     parser.add_argument("--harness", choices=sorted(PIPELINES), help=argparse.SUPPRESS)
     parser.add_argument("--pairs", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -117,6 +173,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from prettytable import PrettyTable
 
+    if args.epoch_starts:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(args.data) if args.data else Path(tmp) / "bench"
+            if not args.data:
+                make_pairs(root, args.images)
+            report_epoch_starts(root, args)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         pairs = (make_pairs(Path(tmp) / "bench", args.images) if not args.data else
                  __import__("paddleseg.datasets.cityscapes", fromlist=["Cityscapes"]).Cityscapes(

@@ -27,12 +27,16 @@ SHM_HINT = ("a DataLoader worker failed; if this is a bus error or a shared-memo
 
 
 class EpochBatchSampler:
-    """Index batches of one epoch: shuffled by ``(seed, epoch)``, padded to a multiple of the replicas
-    and sharded ``rank::num_replicas`` (each rank the same number of samples, as
-    ``paddle.io.DistributedBatchSampler``), then batched; the first ``skip_batches`` are left out."""
+    """Index batches of one epoch: shuffled by ``(seed, epoch)``, sharded ``rank::num_replicas``, then
+    batched; the first ``skip_batches`` are left out.
+
+    ``pad`` (training): the order is first padded to a multiple of the replicas, so every rank has
+    the same number of samples and the ranks step together (as ``paddle.io.DistributedBatchSampler``).
+    Evaluation passes ``pad=False``: each sample is read by exactly one rank, once (the shards may
+    differ by one; only the summed confusion matrices meet)."""
 
     def __init__(self, num_samples: int, batch_size: int, shuffle: bool, drop_last: bool, seed: int = 0,
-                 epoch: int = 0, skip_batches: int = 0, num_replicas: int = 1, rank: int = 0):
+                 epoch: int = 0, skip_batches: int = 0, num_replicas: int = 1, rank: int = 0, pad: bool = True):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if not 0 <= rank < num_replicas:
@@ -40,13 +44,15 @@ class EpochBatchSampler:
         self.num_samples, self.batch_size = num_samples, batch_size
         self.shuffle, self.drop_last = shuffle, drop_last
         self.seed, self.epoch, self.skip_batches = seed, epoch, skip_batches
-        self.num_replicas, self.rank = num_replicas, rank
+        self.num_replicas, self.rank, self.pad = num_replicas, rank, pad
 
     def indices(self) -> List[int]:
         """This rank's sample indices for the epoch, before batching."""
         order = np.arange(self.num_samples)
         if self.shuffle:
             order = np.random.default_rng((int(self.seed), int(self.epoch))).permutation(self.num_samples)
+        if not self.pad:
+            return order[self.rank::self.num_replicas].tolist()
         per_rank = math.ceil(self.num_samples / self.num_replicas) if self.num_samples else 0
         total = per_rank * self.num_replicas
         if total > len(order):
@@ -67,6 +73,46 @@ class EpochBatchSampler:
         return max(0, len(self.all_batches()) - self.skip_batches)
 
 
+class RunBatchSampler:
+    """Batches for epoch after epoch, without end: epoch ``epoch`` from its batch ``skip_batches`` on,
+    then every following epoch whole, each as :class:`EpochBatchSampler` makes it. The keys are
+    ``(epoch, index)`` pairs (:func:`read_sample`): one long-lived loader reads the whole run, so its
+    worker processes start once, not every epoch, and a worker's copy of the data set, which the
+    main process cannot reach, still draws each sample's augmentation from (seed, epoch, index)."""
+
+    def __init__(self, num_samples: int, batch_size: int, *, seed: int = 0, epoch: int = 0, skip_batches: int = 0,
+                 num_replicas: int = 1, rank: int = 0):
+        self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
+        self.epoch, self.skip_batches, self.num_replicas, self.rank = epoch, skip_batches, num_replicas, rank
+
+    def epoch_sampler(self, epoch: int) -> EpochBatchSampler:
+        return EpochBatchSampler(self.num_samples, self.batch_size, True, True, self.seed, epoch, 0,
+                                 self.num_replicas, self.rank)
+
+    def __iter__(self) -> Iterator[List[tuple]]:
+        epoch, skip = self.epoch, self.skip_batches
+        if not len(self.epoch_sampler(epoch)):
+            raise ValueError(f"no full batch of {self.batch_size} in {self.num_samples} samples on "
+                             f"{self.num_replicas} rank(s)")
+        while True:
+            for batch in self.epoch_sampler(epoch).all_batches()[skip:]:
+                yield [(epoch, i) for i in batch]
+            epoch, skip = epoch + 1, 0
+
+
+def read_sample(dataset, key) -> Dict:
+    """``dataset[key]``; a key ``(epoch, index)`` (:class:`RunBatchSampler`) reads sample ``index`` as
+    it is augmented in ``epoch``."""
+    if isinstance(key, tuple):
+        epoch, key = key
+        dataset.set_epoch(epoch)
+    return dataset[key]
+
+
+def sample_index(key) -> int:
+    return key[1] if isinstance(key, tuple) else key
+
+
 def collate(samples: List[Dict]) -> Dict:
     """Stack arrays, keep strings as lists; keys missing from a sample (test-mode labels) are left out."""
     batch = {"img": np.stack([s["img"] for s in samples])}
@@ -84,7 +130,7 @@ class InProcessLoader:
     """Batches read in the calling thread (``num_workers=0``): an error in a sample is raised right
     here, with its path, instead of dying in paddle's prefetch thread and leaving the caller waiting."""
 
-    def __init__(self, dataset, sampler: EpochBatchSampler):
+    def __init__(self, dataset, sampler):
         self.dataset = dataset
         self.batch_sampler = sampler
 
@@ -92,8 +138,8 @@ class InProcessLoader:
         return len(self.batch_sampler)
 
     def __iter__(self) -> Iterator[Dict]:
-        for indices in self.batch_sampler:
-            yield to_tensors(collate([self.dataset[i] for i in indices]))
+        for keys in self.batch_sampler:
+            yield to_tensors(collate([read_sample(self.dataset, k) for k in keys]))
 
 
 class SampleWatch:
@@ -156,11 +202,11 @@ class WatchedDataset:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, idx: int) -> Dict:
-        worker = paddle.io.get_worker_info().id
+    def __getitem__(self, key) -> Dict:
+        worker, idx = paddle.io.get_worker_info().id, sample_index(key)
         self.watch.start(worker, idx)
         try:
-            sample = self.dataset[idx]
+            sample = read_sample(self.dataset, key)
         except Exception as e:
             sample = failure(sample_path(self.dataset, idx), e)
         self.watch.stop(worker)
@@ -181,7 +227,7 @@ class DataLoader:
     ``timeout`` seconds (0: no limit) the workers reading are killed and the samples they were stuck
     on are named."""
 
-    def __init__(self, loader, sampler: EpochBatchSampler, dataset=None, watch: Optional[SampleWatch] = None,
+    def __init__(self, loader, sampler, dataset=None, watch: Optional[SampleWatch] = None,
                  timeout: float = 0):
         self.loader = loader
         self.batch_sampler = sampler
@@ -275,8 +321,9 @@ class DataLoader:
 
 def build_dataloader(dataset, batch_size: int, *, shuffle: bool, drop_last: bool, num_workers: int = 0,
                      seed: int = 0, epoch: int = 0, skip_batches: int = 0, num_replicas: Optional[int] = None,
-                     rank: Optional[int] = None, use_shared_memory: bool = True, timeout: float = 0) -> DataLoader:
-    """Batches of ``dataset`` for one epoch.
+                     rank: Optional[int] = None, use_shared_memory: bool = True, timeout: float = 0,
+                     pad: bool = True) -> DataLoader:
+    """Batches of ``dataset`` for one epoch (``pad=False`` for evaluation: :class:`EpochBatchSampler`).
 
     The sample order is a function of ``(seed, epoch)`` only; ``dataset.seed`` is set to ``seed`` and
     ``dataset.set_epoch(epoch)`` is called before any worker starts, so each sample's augmentation
@@ -293,7 +340,24 @@ def build_dataloader(dataset, batch_size: int, *, shuffle: bool, drop_last: bool
     dataset.seed = seed
     dataset.set_epoch(epoch)
     sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, drop_last, seed, epoch, skip_batches,
-                                num_replicas, rank)
+                                num_replicas, rank, pad)
+    return load(dataset, sampler, num_workers, use_shared_memory, timeout)
+
+
+def build_run_loader(dataset, batch_size: int, *, num_workers: int = 0, seed: int = 0, epoch: int = 0,
+                     skip_batches: int = 0, num_replicas: int = 1, rank: int = 0, use_shared_memory: bool = True,
+                     timeout: float = 0) -> DataLoader:
+    """Training batches for the rest of a run, epoch after epoch from ``epoch``'s batch ``skip_batches``
+    (:class:`RunBatchSampler`): the same batches as one :func:`build_dataloader` per epoch (shuffled,
+    drop_last), read by worker processes started once."""
+    dataset.seed = seed
+    sampler = RunBatchSampler(len(dataset), batch_size, seed=seed, epoch=epoch, skip_batches=skip_batches,
+                              num_replicas=num_replicas, rank=rank)
+    return load(dataset, sampler, num_workers, use_shared_memory, timeout)
+
+
+def load(dataset, sampler, num_workers: int, use_shared_memory: bool, timeout: float) -> DataLoader:
+    """``sampler``'s batches of ``dataset``, read in this thread or by ``num_workers`` processes."""
     if num_workers == 0:
         return DataLoader(InProcessLoader(dataset, sampler), sampler)
     watch = SampleWatch(num_workers)

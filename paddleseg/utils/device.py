@@ -6,7 +6,7 @@ the worst outcome, and failing on a CPU machine the second worst.
 """
 import logging
 import os
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 import paddle
 
@@ -72,3 +72,55 @@ def check_precision(precision: str, device: str) -> None:
         raise UserError(f"--precision must be fp32 or fp16, got {precision!r}")
     if precision == "fp16" and device != "gpu":
         raise UserError("--precision fp16 (automatic mixed precision) needs a GPU; on CPU use fp32")
+
+
+def default_num_workers(device: str) -> int:
+    """Data-loader worker processes when ``--num_workers`` is not given: on the GPU ``min(4, cores per
+    rank)``, so images are decoded beside the card instead of on the training thread; on the CPU 0,
+    since worker processes would take cores from the math threads that do the work."""
+    return min(4, default_cpu_threads()) if device == "gpu" else 0
+
+
+def loader_workers(device: str, num_workers: Optional[int], eval_num_workers: Optional[int]) -> Tuple[int, int]:
+    """Training's and evaluation's loader workers from ``--num_workers`` / ``--eval_num_workers`` (None:
+    :func:`default_num_workers`, evaluation as training), logged with where they came from."""
+    train = num_workers if num_workers is not None else default_num_workers(device)
+    evaluation = eval_num_workers if eval_num_workers is not None else train
+    logger.info("data loading: %d worker process(es) per rank for training (%s), %d for evaluation", train,
+                "--num_workers" if num_workers is not None else f"default on the {device.upper()}", evaluation)
+    return train, evaluation
+
+
+# Paddle flags that make GPU training repeatable, and why each is needed.
+GPU_DETERMINISM_FLAGS = {
+    "FLAGS_cudnn_deterministic": True,  # deterministic cuDNN algorithms (the backward ones use atomics)
+    "FLAGS_embedding_deterministic": 1,  # scatter-add gradients without atomics
+    "FLAGS_allow_tf32_cudnn": False,  # no TF32 in fp32 convolutions (on by default on Ampere and newer)
+    "FLAGS_allow_tf32_cublas": False,  # nor in fp32 matrix products
+}
+
+
+def set_flags(flags: Dict[str, object], why: str) -> None:
+    """``paddle.set_flags`` one flag at a time, each read back: a flag this PaddlePaddle build does not
+    have is a user error naming it (``why``: the option that asked), never silently skipped."""
+    for name, value in flags.items():
+        try:
+            paddle.set_flags({name: value})
+            now = paddle.get_flags([name])[name]
+        except ValueError as e:
+            raise UserError(f"{why}: this PaddlePaddle build ({paddle.__version__}) has no flag {name}") from e
+        if now != value:
+            raise UserError(f"{why}: PaddlePaddle kept {name}={now!r} when set to {value!r}")
+
+
+def set_deterministic(device: str) -> Dict[str, object]:
+    """``--deterministic``: on the GPU, the :data:`GPU_DETERMINISM_FLAGS` (slower kernels, same result
+    every run); on the CPU nothing to change, which is logged. Returns the flags set. Process-wide:
+    for entry points."""
+    if device != "gpu":
+        logger.info("--deterministic: nothing to set on the CPU (its kernels are already deterministic and it "
+                    "has no TF32)")
+        return {}
+    set_flags(GPU_DETERMINISM_FLAGS, "--deterministic")
+    logger.info("--deterministic: %s", ", ".join(f"{k}={v}" for k, v in GPU_DETERMINISM_FLAGS.items()))
+    return dict(GPU_DETERMINISM_FLAGS)
