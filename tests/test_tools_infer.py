@@ -40,8 +40,8 @@ def tiny_onnx_export(folder):
     folder.mkdir(parents=True, exist_ok=True)
     graph = helper.make_graph(
         [helper.make_node("ArgMax", ["x"], ["label"], axis=1, keepdims=0)], "argmax",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, None, None])],
-        [helper.make_tensor_value_info("label", TensorProto.INT64, [1, None, None])])
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, None, None])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, [None, None, None])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8),
               str(folder / "model.onnx"))
     deploy = {"model": "model.json", "params": "model.pdiparams", "onnx": "model.onnx", "output_op": "argmax",
@@ -174,6 +174,10 @@ def test_skipped_images_give_exit_3_and_the_others_are_written(tmp_path):
     (["--cpu_threads", "0"], "error: argument --cpu_threads: must be a positive integer, got '0'"),
     (["--max_pixels", "-1"], "error: argument --max_pixels: must be a positive integer, got '-1'"),
     (["--save_dir", "FILE"], "error: --save_dir FILE: not a folder"),
+    (["--benchmark", "yes"], "error: argument --benchmark: expected True or False (or true/false, 1/0), got 'yes'"),
+    (["--use_trt", "Ture"], "error: argument --use_trt: expected True or False (or true/false, 1/0), got 'Ture'"),
+    (["--enable_mkldnn", "True"], "error: --enable_mkldnn applies only to the paddle backend on the CPU"),
+    (["--batch_size", "0"], "error: argument --batch_size: must be a positive integer, got '0'"),
 ])
 def test_bad_arguments_are_exit_2_with_one_error_line(tmp_path, args, message):
     model_dir = tiny_onnx_export(tmp_path / "export")
@@ -509,3 +513,89 @@ def test_paddle_tensorrt_conversion_problems_are_user_errors(infer, tmp_path, fa
         trt_run(infer, tmp_path, precision="fp16")
     assert paddle.in_dynamic_mode()
     assert [p.name.split("-")[1] for p in (tmp_path / "cache").iterdir()] == ["fp32"]  # failures left nothing
+
+
+# ---------------------------------------------------------------------------------------------
+# upstream PaddleSeg's deploy/python/infer.py interface: --config deploy.yaml, True/False values, batches
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("spelling, value", [("True", True), ("true", True), ("1", True), ("False", False),
+                                             ("false", False), ("0", False)])
+def test_switches_take_upstreams_true_false_spellings(infer, spelling, value):
+    bare = infer.parse_args(["--config", "m/deploy.yaml", "--image_path", "i", "--benchmark", "--save_label"])
+    given = infer.parse_args(["--config", "m/deploy.yaml", "--image_path", "i", "--benchmark", spelling,
+                              "--save_label", spelling, "--with_argmax", spelling, "--print_detail", spelling])
+    assert bare.benchmark is True and bare.save_label is True and bare.model_dir == Path("m")
+    assert given.benchmark is value and given.save_label is value and given.print_detail is value
+
+
+def test_same_size_batches_group_by_input_shape(infer):
+    def item(i, h):
+        return infer.Item(Path(str(i)), Path(str(i)), np.zeros((h, 4, 3), np.uint8), np.zeros((1, 3, h, 4)))
+
+    items = [item(0, 8), item(1, 16), item(2, 8), item(3, 8), item(4, 16), item(5, 32)]
+    batches = [[int(str(it.path)) for it in b] for b in infer.same_size_batches(iter(items), 2)]
+    assert batches == [[0, 2], [1, 4], [3], [5]]
+    assert [len(b) for b in infer.same_size_batches(iter(items), 1)] == [1] * 6
+
+
+def test_list_file_with_label_paths_and_config_flag(tmp_path):
+    """A TIPC-style list (image, then label path) through --config deploy.yaml with upstream's flags."""
+    model_dir = tiny_onnx_export(tmp_path / "export")
+    rng = np.random.default_rng(1)
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), rng.integers(0, 255, (6, 10, 3), dtype=np.uint8))
+    (tmp_path / "val.list").write_text("a.png gt/a.png\nb.png gt/b.png\n")
+    done = run_infer("--config", model_dir / "deploy.yaml", "--image_path", tmp_path / "val.list", "--backend",
+                     "onnxruntime", "--save_dir", tmp_path / "out", "--use_trt", "False", "--with_argmax",
+                     "--benchmark", "True", "--batch_size", "2", "--warmup", "0", "--repeats", "1",
+                     "--model_name", "tiny", "--save_log_path", tmp_path / "run.log")
+    assert done.returncode == 0, done.stderr
+    assert "tiny: onnxruntime on cpu" in done.stdout and "(batch 2)" in done.stdout
+    assert "images/s" in (tmp_path / "run.log").read_text()
+    for name in ("a.png", "b.png"):
+        with Image.open(tmp_path / "out" / "pseudo_color_prediction" / name) as im:
+            got = np.asarray(im)
+        x = (cv2.cvtColor(cv2.imread(str(tmp_path / name)), cv2.COLOR_BGR2RGB) / 255.0 - 0.5) / 0.5
+        assert (got == x.argmax(axis=2)).all()
+
+
+def test_batch_size_needs_an_export_that_takes_any_batch(tmp_path):
+    model_dir = tiny_onnx_export(tmp_path / "export")
+    deploy = yaml.safe_load((model_dir / "deploy.yaml").read_text())
+    deploy["Deploy"]["input_shape"] = [1, 3, 8, 8]  # as export.py --input_shape 1 3 8 8 writes
+    (model_dir / "deploy.yaml").write_text(yaml.safe_dump(deploy))
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    done = run_infer("--model_dir", model_dir, "--image_path", tmp_path / "a.png", "--backend", "onnxruntime",
+                     "--batch_size", "2", "--save_dir", tmp_path / "out")
+    assert done.returncode == 2 and done.stderr.startswith(
+        "error: --batch_size 2: this export takes batches of 1 only (input_shape [1, 3, 8, 8] in deploy.yaml)")
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_batches_give_the_outputs_of_batch_one(tmp_path, exported):
+    """Same-size images run together (and the odd size alone) give the labels of one-at-a-time runs."""
+    _, folder = exported
+    rng = np.random.default_rng(2)
+    (tmp_path / "in").mkdir()
+    for i, (h, w) in enumerate([(32, 48), (40, 24), (32, 48), (32, 48), (40, 24)]):
+        cv2.imwrite(str(tmp_path / "in" / f"{i}.png"), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+    labels = {}
+    for batch in (1, 2):
+        out = tmp_path / f"out{batch}"
+        done = run_infer("--config", folder / "deploy.yaml", "--image_path", tmp_path / "in", "--save_dir", out,
+                         "--batch_size", batch, "--save_label", "True", "--cpu_threads", "1")
+        assert done.returncode == 0, done.stderr
+        labels[batch] = {p.name: np.asarray(Image.open(p)) for p in sorted((out / "label").glob("*.png"))}
+    assert len(labels[1]) == 5 and labels[1].keys() == labels[2].keys()
+    for name, label in labels[1].items():
+        assert (labels[2][name] == label).all(), name  # per-image model: a batch changes no label
+
+
+def test_latency_table_gives_each_stage_and_images_per_second(infer):
+    text = infer.latency_table([("model (per batch)", [0.2, 0.4, 0.3]), ("read + preprocess", [0.01, 0.03]),
+                                ("postprocess + save", [])], batch_size=4)
+    rows = {line.split("  ")[0]: line.split()[-5:] for line in text.splitlines()[2:-1]}
+    assert rows == {"model (per batch)": ["3", "300.0", "380.0", "300.0", "200.0"],
+                    "read + preprocess": ["2", "20.0", "28.0", "20.0", "10.0"]}  # a stage without runs is left out
+    assert text.splitlines()[-1].startswith("model: 13.33 images/s at the median (batch 4)")

@@ -1,11 +1,12 @@
 """Inference speed of ESPNetV2 on CPU: dygraph eval, Paddle Inference (oneDNN on) and ONNX Runtime,
 beside upstream PaddleSeg 2.8's dygraph and deployed figures measured in the same run.
 
-    python tools/benchmark_infer.py --upstream-python /tmp/upstream_venv/bin/python
+    python tools/benchmark_infer.py --upstream-python /tmp/upstream_venv/bin/python [--batch 4]
 
 Upstream runs in its own virtualenv (PyPI ``paddleseg==2.8.0``; never installed beside this package)
 through a subprocess; without ``--upstream-python`` only our figures are printed. Weights are random:
-speed does not depend on them. A benchmark to read, not a timed test.
+speed does not depend on them. A benchmark to read, not a timed test. ``--batch N`` (default 4) adds
+rows for Paddle Inference and ONNX Runtime on N images at once; their images/s counts all N.
 """
 import argparse
 import json
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -65,7 +66,10 @@ def timed(fn: Callable[[], object], warmup: int, repeats: int) -> List[float]:
     return times
 
 
-def ours(scale: float, shape: Sequence[int], warmup: int, repeats: int, threads: int) -> Dict[str, List[float]]:
+def ours(scale: float, shape: Sequence[int], warmup: int, repeats: int, threads: int,
+         batch: int) -> Dict[str, Tuple[int, List[float]]]:
+    """{path: (images per run, seconds per run)}: dygraph, Paddle Inference and ONNX Runtime on
+    ``shape``, and the two deployed paths on ``batch`` copies of it when ``batch`` > 1."""
     import onnxruntime as ort
     import paddle
     from paddle import inference
@@ -81,7 +85,7 @@ def ours(scale: float, shape: Sequence[int], warmup: int, repeats: int, threads:
     results = {}
     with paddle.no_grad():
         xt = paddle.to_tensor(x)
-        results["dygraph"] = timed(lambda: model(xt)[0].numpy(), warmup, repeats)
+        results["dygraph"] = (len(x), timed(lambda: model(xt)[0].numpy(), warmup, repeats))
     folder = Path(tempfile.mkdtemp())
     export_model(model, folder, transforms=[{"type": "Normalize"}], num_classes=19, output_op="argmax", onnx=True)
 
@@ -95,17 +99,20 @@ def ours(scale: float, shape: Sequence[int], warmup: int, repeats: int, threads:
     handle = predictor.get_input_handle(predictor.get_input_names()[0])
     output = predictor.get_output_handle(predictor.get_output_names()[0])
 
-    def run_paddle():
+    def run_paddle(x):
         handle.copy_from_cpu(x)
         predictor.run()
         output.copy_to_cpu()
 
-    results["paddle_inference_onednn"] = timed(run_paddle, warmup, repeats)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
-    results["onnxruntime"] = timed(lambda: session.run(None, {"x": x}), warmup, repeats)
+    batched = np.concatenate([x] * batch)
+    for suffix, inputs in [("", x)] + ([(f" batch {batch}", batched)] if batch > 1 else []):
+        results[f"paddle_inference_onednn{suffix}"] = (len(inputs), timed(lambda: run_paddle(inputs), warmup, repeats))
+        results[f"onnxruntime{suffix}"] = (len(inputs), timed(lambda: session.run(None, {"x": inputs}), warmup,
+                                                              repeats))
     return results
 
 
@@ -128,30 +135,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--batch", type=int, default=4, help="images per run of the batched rows (1: no batched rows)")
     p.add_argument("--upstream-python", help="python of a virtualenv with paddleseg==2.8.0")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     from prettytable import PrettyTable
 
     figures = {f"ours: {k}": v for k, v in ours(args.scale, args.shape, args.warmup, args.repeats,
-                                                 args.threads).items()}
+                                                 args.threads, args.batch).items()}
     theirs = None
     if args.upstream_python:
         theirs = upstream(args.upstream_python, args.scale, args.shape, args.warmup, args.repeats, args.threads)
-        figures.update({f"upstream 2.8: {k}": v for k, v in (theirs or {}).items()})
+        figures.update({f"upstream 2.8: {k}": (args.shape[0], v) for k, v in (theirs or {}).items()})
     floor = 2 * CONV_GMACS_S2_512x1024 / MATMUL_GFLOPS if args.scale == 2.0 and args.shape == [1, 3, 512, 1024] else None
-    table = PrettyTable(["path", "median s", "p90 s", "images/s", "x floor"])
-    for name, times in figures.items():
+    table = PrettyTable(["path", "images/run", "median s/run", "p90 s/run", "images/s", "x floor"])
+    for name, (images, times) in figures.items():
         med = float(np.median(times))
-        table.add_row([name, f"{med:.3f}", f"{np.percentile(times, 90):.3f}", f"{1 / med:.2f}",
-                       f"{med / floor:.1f}" if floor else "-"])
+        table.add_row([name, images, f"{med:.3f}", f"{np.percentile(times, 90):.3f}", f"{images / med:.2f}",
+                       f"{med / images / floor:.1f}" if floor else "-"])
     print(f"ESPNetV2 scale {args.scale}, input {args.shape}, {args.threads} threads, "
           f"{args.repeats} runs after {args.warmup} warm-up")
     print(table)
     if floor:
         print(f"compute floor ({CONV_GMACS_S2_512x1024} G MACs at {MATMUL_GFLOPS:.0f} GFLOP/s): {floor:.3f} s")
     if theirs:
-        med = {k: float(np.median(v)) for k, v in figures.items()}
+        med = {k: float(np.median(v)) for k, (_, v) in figures.items()}
         best = min(med["ours: paddle_inference_onednn"], med["ours: onnxruntime"])
         print(f"best deployed ours / upstream deployed: {best / med['upstream 2.8: paddle_inference_onednn_off']:.3f}"
               f" (target <= 0.333)")

@@ -8,11 +8,24 @@ model alone; the preprocessing, palette and Cityscapes label ids come from deplo
     python tools/infer.py --model_dir output/export --image_path photos/ --device gpu --use_trt --precision fp16 \\
         --trt_min_shape 1 3 512 1024 --trt_opt_shape 1 3 1024 2048 --trt_max_shape 1 3 1024 2048
 
+It also speaks upstream PaddleSeg's deploy/python/infer.py interface, as its TIPC scripts call it:
+
+    python tools/infer.py --config output/export/deploy.yaml --image_path val.list --device cpu \\
+        --enable_mkldnn True --cpu_threads 6 --batch_size 1 --use_trt False --benchmark True
+
+--config names the export's deploy.yaml (its folder is --model_dir); every switch takes True/False
+(true/false, 1/0) or stands alone; --batch_size N runs up to N images of the same input size at once
+(the others wait for a partner or run alone at the end; labels equal those of batch 1);
+--save_log_path appends the log and the benchmark table to a file; --with_argmax changes nothing (labels
+always come from an argmax, the export's or one here); --print_detail shows Paddle Inference's config
+summary and log; --model_name labels the benchmark table.
+
 Outputs as predict.py: pseudo_color_prediction/ and added_prediction/ (and label/, label_ids/ on
 request) under --save_dir, mirroring the input folders, with predict.py's names (<name>.png, or
 <name>.<ext>.png where two inputs share a name; '..' in a list entry written '__'). Unreadable images
 and images above --max_pixels (read from the header, never decoded) are named and skipped, and the
-run exits 3. --benchmark prints latency statistics.
+run exits 3. --benchmark prints a latency table (model per batch, reading and saving per image) and
+images/s.
 
 On a GPU (``--device gpu``) nothing falls back to the CPU silently: a PaddlePaddle build without CUDA,
 no visible card, or an onnxruntime without the CUDA provider (the CPU package) is an error. With
@@ -26,6 +39,7 @@ software (one ``error:`` line); 3 finished but skipped some images; 1 a bug; 130
 """
 import argparse
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -49,7 +63,7 @@ from PIL import Image, UnidentifiedImageError
 logger = logging.getLogger("infer")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-LIST_SUFFIXES = (".txt", ".lst")
+LIST_SUFFIXES = (".txt", ".lst", ".list")  # .list: PaddleSeg TIPC's lists
 OUTPUT_FOLDERS = ("pseudo_color_prediction", "added_prediction", "label", "label_ids")
 PARENT = "__"  # stands for ".." in the output name of a list entry outside the list's folder
 OVERLAY_WEIGHT = 0.6  # share of the photo in the overlay, as predict.py
@@ -86,13 +100,17 @@ def positive_int(text: str) -> int:
 # ---------------------------------------------------------------------------------------------
 # deploy.yaml and preprocessing
 # ---------------------------------------------------------------------------------------------
-def load_deploy(model_dir: Path) -> dict:
-    path = model_dir / "deploy.yaml"
-    if not path.is_file():
-        raise DeployError(f"{path}: not found (is {model_dir} a folder written by export.py?)")
-    deploy = yaml.safe_load(path.read_text(encoding="utf-8")).get("Deploy")
+def load_deploy(deploy_file: Path) -> dict:
+    """The ``Deploy`` section of an export's deploy.yaml; the files it names must sit beside it."""
+    model_dir = deploy_file.parent
+    if not deploy_file.is_file():
+        raise DeployError(f"{deploy_file}: not found (is {model_dir} a folder written by export.py?)")
+    try:
+        deploy = (yaml.safe_load(deploy_file.read_text(encoding="utf-8")) or {}).get("Deploy")
+    except (yaml.YAMLError, AttributeError, UnicodeDecodeError) as e:
+        raise DeployError(f"{deploy_file}: not an export's deploy.yaml ({one_line(e)})") from e
     if not isinstance(deploy, dict):
-        raise DeployError(f"{path}: no 'Deploy' section")
+        raise DeployError(f"{deploy_file}: no 'Deploy' section")
     named = [deploy.get("model"), deploy.get("params")] + ([deploy["onnx"]] if deploy.get("onnx") else [])
     missing = [str(name or "(not named)") for name in named if not name or not (model_dir / name).is_file()]
     if missing:
@@ -163,7 +181,8 @@ def _absolute(path: Path) -> Path:
 
 def collect_images(image_path: Path, save_dir: Optional[Path] = None) -> Tuple[List[Path], Path]:
     """Images of a file, a folder (recursive; the output folders of ``save_dir`` left out) or a list
-    file (.txt/.lst; a file listed twice once), and the root of their names. As predict.py."""
+    file (.txt/.lst/.list; a label path after an image ignored; a file listed twice once), and the root
+    of their names. As predict.py."""
     if image_path.is_dir():
         outputs = [] if save_dir is None else [(save_dir / f).resolve() for f in OUTPUT_FOLDERS]
         images = sorted(p for p in image_path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
@@ -579,8 +598,10 @@ def convert_with_paddle_tensorrt(model_file: Path, input_name: Optional[str], tr
 # ---------------------------------------------------------------------------------------------
 # backends
 # ---------------------------------------------------------------------------------------------
-def paddle_predictor(model_dir: Path, deploy: dict, device: str, threads: int,
-                     trt: Optional[TensorRT]) -> Callable[[np.ndarray], np.ndarray]:
+def paddle_predictor(model_dir: Path, deploy: dict, device: str, threads: int, trt: Optional[TensorRT],
+                     mkldnn: bool = True, print_detail: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+    """Paddle Inference on ``device``; on the CPU with oneDNN unless ``mkldnn`` is False.
+    ``print_detail`` keeps Paddle's own log (its passes and kernels) and prints the config summary."""
     from paddle import inference
 
     model_file, params_file = model_dir / deploy["model"], model_dir / deploy["params"]
@@ -599,10 +620,16 @@ def paddle_predictor(model_dir: Path, deploy: dict, device: str, threads: int,
         config.enable_use_gpu(256, 0)  # card 0 of CUDA_VISIBLE_DEVICES, as paddle.tensorrt.convert uses
     else:
         config.disable_gpu()
-        config.enable_mkldnn()  # oneDNN: the fast CPU path (exports of this project support it)
+        if mkldnn:
+            config.enable_mkldnn()  # oneDNN: the fast CPU path (exports of this project support it)
+        else:
+            config.disable_mkldnn()
         config.set_cpu_math_library_num_threads(threads)
     config.switch_ir_optim(True)
-    config.disable_glog_info()
+    if print_detail:
+        print(config.summary())
+    else:
+        config.disable_glog_info()
     predictor = inference.create_predictor(config)
     inp = predictor.get_input_handle(predictor.get_input_names()[0])
     out = predictor.get_output_handle(predictor.get_output_names()[0])
@@ -670,10 +697,11 @@ BACKENDS = {"paddle": paddle_predictor, "onnxruntime": onnx_predictor}
 GPU_CHECKS = {"paddle": check_paddle_gpu, "onnxruntime": check_onnx_providers}
 
 
-def to_label(output: np.ndarray, output_op: str) -> np.ndarray:
-    """(H, W) uint8 train ids from the model output of one image."""
-    label = output[0] if output_op == "argmax" else output[0].argmax(axis=0)
-    return label.astype(np.uint8)
+def to_labels(output: np.ndarray, output_op: str) -> np.ndarray:
+    """(N, H, W) uint8 train ids from the model output of a batch: the export's argmax, or one here
+    (upstream's --with_argmax) when it was exported with softmax or no output op."""
+    labels = output if output_op == "argmax" else output.argmax(axis=1)
+    return labels.astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -716,25 +744,76 @@ def save_outputs(label: np.ndarray, image: np.ndarray, name: Path, save_dir: Pat
         write("label_ids", Image.fromarray(table[label], mode="L").save)
 
 
-def latency_report(times: Sequence[float]) -> str:
-    t = np.asarray(times) * 1000.0
-    return (f"latency over {len(t)} runs (warm-up excluded): median {np.median(t):.1f} ms, "
-            f"p90 {np.percentile(t, 90):.1f} ms, mean {t.mean():.1f} ms, min {t.min():.1f} ms; "
-            f"{1000.0 / np.median(t):.2f} images/s")
+def latency_table(stages: Sequence[Tuple[str, Sequence[float]]], batch_size: int) -> str:
+    """A plain-text table of latency per stage (ms) and the model's images/s at its median."""
+    header = f"{'stage':<24}{'runs':>6}{'median':>10}{'p90':>10}{'mean':>10}{'min':>10}"
+    rows = [header, "-" * len(header)]
+    for name, times in stages:
+        if len(times):
+            t = np.asarray(times) * 1000.0
+            rows.append(f"{name:<24}{len(t):>6}{np.median(t):>10.1f}{np.percentile(t, 90):>10.1f}"
+                        f"{t.mean():>10.1f}{t.min():>10.1f}")
+    model = np.median(np.asarray(stages[0][1]))
+    rows.append(f"model: {batch_size / model:.2f} images/s at the median (batch {batch_size}); times in ms")
+    return "\n".join(rows)
 
 
 # ---------------------------------------------------------------------------------------------
+BOOL_SPELLINGS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def boolean(text: str) -> bool:
+    """True/False as upstream's shell scripts spell them (also true/false, 1/0)."""
+    try:
+        return BOOL_SPELLINGS[text.lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"expected True or False (or true/false, 1/0), got {text!r}") from None
+
+
+def add_switch(p: argparse.ArgumentParser, flag: str, help: str, default: Optional[bool] = False) -> None:
+    """A boolean flag given bare (``--benchmark``) or with a value (``--benchmark True``), as upstream."""
+    p.add_argument(flag, type=boolean, nargs="?", const=True, default=default, metavar="True|False", help=help)
+
+
+@dataclass
+class Item:
+    """One readable image on its way through the model."""
+    path: Path
+    name: Path
+    image: np.ndarray
+    x: np.ndarray
+
+
+def same_size_batches(items: Iterator[Item], batch_size: int) -> Iterator[List[Item]]:
+    """Batches of up to ``batch_size`` items whose inputs have the same shape: a batch is run once
+    full, and the incomplete ones at the end. Items of other sizes wait (at most batch_size - 1 each)."""
+    waiting: Dict[Tuple[int, ...], List[Item]] = {}
+    for item in items:
+        group = waiting.setdefault(item.x.shape, [])
+        group.append(item)
+        if len(group) == batch_size:
+            yield waiting.pop(item.x.shape)
+    yield from waiting.values()
+
+
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model_dir", required=True, type=Path, help="the folder export.py wrote")
-    p.add_argument("--image_path", required=True, type=Path, help="an image, a folder or a list file")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model_dir", type=Path, help="the folder export.py wrote")
+    source.add_argument("--config", type=Path, metavar="DEPLOY_YAML",
+                        help="the export's deploy.yaml (upstream's spelling; its folder is the model folder)")
+    p.add_argument("--image_path", required=True, type=Path,
+                   help="an image, a folder or a list file (.txt/.lst/.list; a label path after the image is ignored)")
     p.add_argument("--save_dir", type=Path, default=Path("output/infer"))
     p.add_argument("--backend", choices=sorted(BACKENDS), default="paddle")
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--cpu_threads", type=positive_int, default=2)
-    p.add_argument("--use_trt", action="store_true",
-                   help="TensorRT (with --device gpu): the paddle backend converts the model once with paddle.tensorrt "
-                        "and keeps it in --trt_cache_dir; onnxruntime uses its TensorRT provider")
+    p.add_argument("--batch_size", type=positive_int, default=1,
+                   help="images per model run: images of the same input size go together, others one by one")
+    add_switch(p, "--enable_mkldnn", "oneDNN on the CPU (paddle backend; default on)", default=None)
+    add_switch(p, "--use_trt", "TensorRT (with --device gpu): the paddle backend converts the model once with "
+                               "paddle.tensorrt and keeps it in --trt_cache_dir; onnxruntime uses its TensorRT "
+                               "provider")
     p.add_argument("--precision", "--trt_precision", dest="precision", choices=["fp32", "fp16"], default="fp32",
                    help="precision of the TensorRT engines (fp16 needs --use_trt)")
     for flag, which in zip(TRT_SHAPE_FLAGS, ("smallest", "most frequent", "largest")):
@@ -744,17 +823,28 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument("--trt_cache_dir", type=Path,
                    help=f"where converted TensorRT programs are kept between runs (default {default_trt_cache_dir()})")
     p.add_argument("--custom_color", type=int, nargs="+", help="palette override: r g b r g b ... (0..255)")
-    p.add_argument("--save_label", action="store_true")
-    p.add_argument("--label_ids", action="store_true")
-    p.add_argument("--benchmark", action="store_true", help="time the model on the first image")
+    add_switch(p, "--save_label", "also write label/ (train ids)")
+    add_switch(p, "--label_ids", "also write label_ids/ (Cityscapes label ids)")
+    add_switch(p, "--with_argmax", "upstream's flag: labels are always written, with an argmax here when the export "
+                                   "has none, so it changes nothing")
+    add_switch(p, "--print_detail", "print Paddle Inference's config summary and keep its log (paddle backend)")
+    add_switch(p, "--benchmark", "time the model on the first batch and print a latency table")
+    p.add_argument("--model_name", default="", help="a name shown in the --benchmark table (upstream's flag)")
+    p.add_argument("--save_log_path", type=Path, help="also append the log and the --benchmark table to this file")
     p.add_argument("--max_pixels", type=positive_int, default=MAX_PIXELS,
                    help=f"skip images whose header claims more pixels, without decoding them (default {MAX_PIXELS})")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=positive_int, default=20)
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_switch(p, "--debug", "show tracebacks")
     args = p.parse_args(argv)
+    args.deploy_file = args.config if args.config is not None else args.model_dir / "deploy.yaml"
+    args.model_dir = args.deploy_file.parent
     if args.use_trt and args.device != "gpu":
         raise DeployError("--use_trt needs --device gpu")
+    if args.enable_mkldnn and (args.backend != "paddle" or args.device != "cpu"):
+        raise DeployError("--enable_mkldnn applies only to the paddle backend on the CPU")
+    if args.use_trt and args.batch_size > 1:
+        raise DeployError("--batch_size above 1 with --use_trt: the TensorRT shape range has N=1")
     trt_flags = [flag for flag in (*TRT_SHAPE_FLAGS, "--trt_cache_dir")
                  if getattr(args, flag.lstrip("-")) is not None]
     if trt_flags and not args.use_trt:
@@ -770,16 +860,38 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return args
 
 
+def set_up_logging(log_file: Optional[Path]) -> logging.Logger:
+    """The run's log on stderr and the benchmark table on stdout; both also appended to ``log_file``.
+    Returns the benchmark table's logger."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    table = logging.getLogger("infer.benchmark")
+    table.propagate = False
+    table.addHandler(logging.StreamHandler(sys.stdout))
+    if log_file is not None:
+        try:
+            handler = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as e:
+            raise DeployError(f"--save_log_path {log_file}: cannot be written ({e.strerror or e})") from e
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.getLogger().addHandler(handler)
+        table.addHandler(handler)
+    return table
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    table_log = set_up_logging(args.save_log_path)
     # Paddle's notice at import about ccache (for compiling custom operators) is harmless: filtered as
     # paddleseg/utils/quiet.py does, which this script cannot import; user -W settings still win
     warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning,
                             module=r"paddle\.utils\.cpp_extension\.extension_utils\Z", append=True)
-    deploy = load_deploy(args.model_dir)
+    deploy = load_deploy(args.deploy_file)
     if args.label_ids and not deploy.get("label_ids"):
         raise DeployError("--label_ids: deploy.yaml has no label_ids (not a 19-class Cityscapes model)")
+    fixed_n = (deploy.get("input_shape") or [-1])[0]
+    if args.batch_size > 1 and fixed_n != -1:
+        raise DeployError(f"--batch_size {args.batch_size}: this export takes batches of {fixed_n} only (input_shape "
+                          f"{deploy['input_shape']} in deploy.yaml); export again with N=-1, or use --batch_size 1")
     check_save_dir(args.save_dir)
     images, root = collect_images(args.image_path, args.save_dir)
     names = output_names(images, root)
@@ -790,45 +902,77 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.use_trt:
         trt = TensorRT(resolve_shape_range(deploy, args.trt_shapes), args.precision,
                        args.trt_cache_dir or default_trt_cache_dir())
-    run_model = BACKENDS[args.backend](args.model_dir, deploy, args.device, args.cpu_threads, trt)
+    make_predictor = BACKENDS[args.backend]
+    if args.backend == "paddle":
+        make_predictor = functools.partial(paddle_predictor, mkldnn=args.enable_mkldnn is not False,
+                                           print_detail=args.print_detail)
+    run_model = make_predictor(args.model_dir, deploy, args.device, args.cpu_threads, trt)
     described = f"{args.backend}{f' + TensorRT {trt.precision}' if trt else ''} on {args.device}"
     palette = palette_table(deploy, args.custom_color)
-    skipped = []
-    times: List[float] = []
-    for path, name in zip(images, names):
-        try:
-            image = read_rgb(path, args.max_pixels)
-            x = preprocess(image)
-            if trt is not None and not trt.shapes.contains(x.shape):
-                raise ImageError(f"{path}: its input {shape_text(x.shape)} is outside the TensorRT shape range "
-                                 f"{trt.shapes} (widen {TRT_SHAPE_FLAGS[0]} or {TRT_SHAPE_FLAGS[2]})")
-        except ImageError as e:
-            logger.error("skipped: %s", e)
-            skipped.append(str(e))
-            continue
-        if args.benchmark and not times:
+    skipped: List[str] = []
+    stage_times: Dict[str, List[float]] = {"read + preprocess": [], "postprocess + save": []}
+
+    def readable() -> Iterator[Item]:
+        for path, name in zip(images, names):
+            start = time.perf_counter()
+            try:
+                image = read_rgb(path, args.max_pixels)
+                x = preprocess(image)
+                if trt is not None and not trt.shapes.contains(x.shape):
+                    raise ImageError(f"{path}: its input {shape_text(x.shape)} is outside the TensorRT shape range "
+                                     f"{trt.shapes} (widen {TRT_SHAPE_FLAGS[0]} or {TRT_SHAPE_FLAGS[2]})")
+            except ImageError as e:
+                logger.error("skipped: %s", e)
+                skipped.append(str(e))
+                continue
+            stage_times["read + preprocess"].append(time.perf_counter() - start)
+            yield Item(path, name, image, x)
+
+    model_times: List[float] = []
+    for batch in same_size_batches(readable(), args.batch_size):
+        x = np.concatenate([item.x for item in batch]) if len(batch) > 1 else batch[0].x
+        if args.benchmark and not model_times:
             for _ in range(args.warmup):
                 run_model(x)
             for _ in range(args.repeats):
                 start = time.perf_counter()
                 run_model(x)
-                times.append(time.perf_counter() - start)
-            print(f"{described}, input {list(x.shape)}: {latency_report(times)}")
-        label = to_label(run_model(x), deploy["output_op"])
-        if label.shape != image.shape[:2]:  # a Resize in the preprocessing
-            label = cv2.resize(label, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
-        save_outputs(label, image, name, args.save_dir, palette, deploy, args.save_label, args.label_ids)
+                model_times.append(time.perf_counter() - start)
+        labels = to_labels(run_model(x), deploy["output_op"])
+        for item, label in zip(batch, labels):
+            start = time.perf_counter()
+            if label.shape != item.image.shape[:2]:  # a Resize in the preprocessing
+                label = cv2.resize(label, (item.image.shape[1], item.image.shape[0]), interpolation=cv2.INTER_NEAREST)
+            save_outputs(label, item.image, item.name, args.save_dir, palette, deploy, args.save_label, args.label_ids)
+            stage_times["postprocess + save"].append(time.perf_counter() - start)
+    if model_times:
+        name = f"{args.model_name}: " if args.model_name else ""
+        first = " (the first batch)" if args.batch_size > 1 else ""
+        table_log.info("%s%s, input %s%s, %d CPU thread(s), %d run(s) after %d warm-up:\n%s", name, described,
+                       list(x.shape), first, args.cpu_threads, args.repeats, args.warmup,
+                       latency_table([("model (per batch)", model_times), *stage_times.items()], len(x)))
     logger.info("%d image(s) written to %s; %d skipped", len(images) - len(skipped), args.save_dir, len(skipped))
     for reason in skipped:
         logger.error("skipped: %s", reason)
     return EXIT_SKIPPED if skipped else EXIT_OK
 
 
+def debug_requested(argv: Sequence[str]) -> bool:
+    """Whether ``--debug`` (bare, or followed by a true spelling) is among ``argv``, before parsing."""
+    for i, arg in enumerate(argv):
+        if arg == "--debug":
+            following = argv[i + 1] if i + 1 < len(argv) else ""
+            return BOOL_SPELLINGS.get(following.lower(), True)
+        if arg.startswith("--debug="):
+            return BOOL_SPELLINGS.get(arg.split("=", 1)[1].lower(), True)
+    return False
+
+
 if __name__ == "__main__":
     try:
         sys.exit(main())
     except DeployError as error:
-        if "--debug" in sys.argv:
+        if debug_requested(sys.argv[1:]):
             raise
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         sys.exit(EXIT_USER)
