@@ -30,15 +30,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--resume_model", type=Path,
                    help="continue from this checkpoint folder (save_dir/iter_N), or 'auto': the newest valid "
                         "checkpoint of --save_dir")
-    p.add_argument("--finetune_from", type=Path,
-                   help="start from these weights, loading only the keys that fit (e.g. another class count)")
+    p.add_argument("--finetune_from",
+                   help="start from these weights (a file, folder, http(s):// URL or released model name), "
+                        "loading only the keys that fit (e.g. another class count)")
     p.add_argument("--do_eval", action="store_true", help="evaluate at every save and keep best_model/")
     p.add_argument("--use_vdl", action="store_true", help="write VisualDL scalars to save_dir/vdl")
     p.add_argument("--log_iters", "--log_iter", dest="log_iters", type=positive_int, default=10,
                    help="log every N iterations")
     p.add_argument("--save_interval", type=positive_int, default=1000, help="checkpoint every N iterations")
     p.add_argument("--keep_checkpoint_max", type=non_negative_int, default=5, help="newest checkpoints kept (0: all)")
-    p.add_argument("--num_workers", type=non_negative_int, default=0, help="data-loader worker processes")
+    p.add_argument("--num_workers", type=non_negative_int,
+                   help="data-loader worker processes, started once per run (default: min(4, cores per rank) on "
+                        "the GPU, 0 on the CPU, where workers would take cores from the math threads)")
+    p.add_argument("--eval_num_workers", type=non_negative_int,
+                   help="worker processes for --do_eval's evaluation on rank 0 (default: as --num_workers)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="on the GPU: deterministic cuDNN kernels and no TF32 (slower; the same result every run); "
+                        "nothing to change on the CPU")
     p.add_argument("--seed", type=non_negative_int, default=0,
                    help="fixes data order, augmentation and initialisation")
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
@@ -56,22 +64,61 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         "changes the global batch under the same schedule)")
     p.add_argument("--skip_data_check", action="store_true",
                    help="do not read every image and label once before training (the check names bad files)")
+    flags = p.add_argument_group("PaddleSeg 2.8 flags")
+    flags.add_argument("--use_ema", action="store_true",
+                       help="keep an exponential moving average of the weights (decay 0.99, warm-up "
+                            "min(0.99, (1+t)/(10+t)), BatchNorm statistics included); evaluation and best_model "
+                            "use it, checkpoints keep it for resuming")
+    flags.add_argument("--early_stop_intervals", type=positive_int, metavar="N",
+                       help="with --do_eval: stop (saving the checkpoint, exit 0) once N evaluations in a row have "
+                            "not improved the best mIoU")
+    flags.add_argument("--amp_level", choices=["O1", "O2"],
+                       help="with --precision fp16 (GPU only): O1 (default) casts white-listed ops to fp16, O2 "
+                            "keeps fp16 weights with fp32 master weights")
+    flags.add_argument("--to_static_training", action="store_true",
+                       help="run the training forward pass through paddle.jit.to_static (the checkpoint format "
+                            "is unchanged)")
+    flags.add_argument("--profiler_options", type=profiler_options, metavar="OPTIONS",
+                       help="profile a range of iterations with paddle.profiler, PaddleSeg's format, e.g. "
+                            "'batch_range=[10,20];state=CPU;tracer_option=Default;profile_path=model.profile' "
+                            "(keys: batch_range, state, sorted_key, tracer_option, profile_path, timer_only, "
+                            "exit_on_finished); the chrome trace goes to profile_path (default save_dir/profile), "
+                            "the summary table to the log")
     add_common_arguments(p)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.early_stop_intervals is not None and not args.do_eval:
+        p.error("argument --early_stop_intervals: needs --do_eval (it counts evaluations without a better mIoU)")
+    if args.amp_level is not None and args.precision != "fp16":
+        p.error(f"argument --amp_level: needs --precision fp16 (AMP {args.amp_level} is mixed-precision training)")
+    if args.amp_level is not None and args.device == "cpu":
+        p.error(f"argument --amp_level: AMP {args.amp_level} needs a GPU; on the CPU train in fp32")
+    return args
 
 
-def set_up_process(device: str, cpu_threads: Optional[int]) -> str:
+def profiler_options(text: str):
+    """``--profiler_options``'s value, parsed (paddleseg/core/profiling.py)."""
+    from paddleseg.core.profiling import parse_profiler_options
+
+    try:
+        return parse_profiler_options(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e} in {text!r}") from None
+
+
+def set_up_process(device: str, cpu_threads: Optional[int], deterministic: bool = False) -> str:
     """What belongs to the whole process, set once here and never by library code: console logging,
-    the device and CPU threads, glibc's allocator thresholds, and on several ranks the failed-rank
-    monitor. Returns the device (``--device auto`` resolved)."""
+    the device and CPU threads, ``--deterministic``'s Paddle flags, glibc's allocator thresholds, and on
+    several ranks the failed-rank monitor. Returns the device (``--device auto`` resolved)."""
     import paddle
 
-    from paddleseg.utils.device import set_device
+    from paddleseg.utils.device import set_deterministic, set_device
     from paddleseg.utils.distributed import start_watchdog
     from paddleseg.utils.memory import keep_freed_memory
 
     setup_logging()
     device = set_device(device, cpu_threads)
+    if deterministic:
+        set_deterministic(device)
     keep_freed_memory()
     if paddle.distributed.get_world_size() > 1:
         start_watchdog()
@@ -80,19 +127,25 @@ def set_up_process(device: str, cpu_threads: Optional[int]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    device = set_up_process(args.device, args.cpu_threads)
+    device = set_up_process(args.device, args.cpu_threads, args.deterministic)
     from paddleseg.core.train import TrainOptions, train
     from paddleseg.cvlibs import Config
+    from paddleseg.utils.device import loader_workers
 
     cfg = Config(args.config, opts=args.opts, learning_rate=args.learning_rate, batch_size=args.batch_size,
                  iters=args.iters)
     save_dir = args.save_dir if args.save_dir is not None else Path("output") / args.config.stem
+    num_workers, eval_num_workers = loader_workers(device, args.num_workers, args.eval_num_workers)
     opts = TrainOptions(save_dir=save_dir, device=device, do_eval=args.do_eval, use_vdl=args.use_vdl,
                         log_iters=args.log_iters, save_interval=args.save_interval, resume_model=args.resume_model,
-                        keep_checkpoint_max=args.keep_checkpoint_max, num_workers=args.num_workers, seed=args.seed,
-                        precision=args.precision, use_shared_memory=not args.no_shared_memory,
+                        keep_checkpoint_max=args.keep_checkpoint_max, num_workers=num_workers,
+                        eval_num_workers=eval_num_workers, seed=args.seed, precision=args.precision,
+                        use_shared_memory=not args.no_shared_memory,
                         data_timeout=args.data_timeout, cpu_threads=args.cpu_threads, check_data=not args.skip_data_check,
-                        finetune_from=args.finetune_from, allow_batch_change=args.allow_batch_change)
+                        finetune_from=args.finetune_from, allow_batch_change=args.allow_batch_change,
+                        use_ema=args.use_ema, early_stop_intervals=args.early_stop_intervals,
+                        amp_level=args.amp_level or "O1", to_static_training=args.to_static_training,
+                        profiler_options=args.profiler_options)
     train(cfg, opts)
     return 0
 

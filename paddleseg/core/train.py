@@ -127,7 +127,8 @@ def batches_per_epoch(num_samples: int, batch_size: int, world: int, rank: int) 
 
 def iterate_batches(dataset, batch_size: int, start_iter: int, opts: TrainOptions, world: int,
                     rank: int) -> Iterator[Dict]:
-    """Batches for iterations ``start_iter + 1, …`` (module docstring), epoch after epoch."""
+    """Batches for iterations ``start_iter + 1, …`` (module docstring), epoch after epoch, from one loader
+    whose worker processes start once per run (paddleseg/datasets/loader.py, ``build_run_loader``)."""
     per_epoch = batches_per_epoch(len(dataset), batch_size, world, rank)
     epoch, skip = divmod(start_iter, per_epoch)
     yield from build_run_loader(dataset, batch_size, num_workers=opts.num_workers, seed=opts.seed, epoch=epoch,

@@ -23,6 +23,18 @@ FLAGS = {
     "cpu_threads_0": (["--cpu_threads", "0"], ["argument --cpu_threads:", "'0'"]),
     "seed_negative": (["--seed", "-1"], ["argument --seed:", "'-1'"]),
     "unknown_flag": (["--save_intervall", "5"], ["unrecognized arguments: --save_intervall", "train.py --help"]),
+    # PaddleSeg 2.8 flags
+    "early_stop_without_do_eval": (["--early_stop_intervals", "3"],
+                                   ["argument --early_stop_intervals:", "needs --do_eval"]),
+    "early_stop_0": (["--do_eval", "--early_stop_intervals", "0"], ["argument --early_stop_intervals:", "'0'"]),
+    "amp_level_on_cpu": (["--device", "cpu", "--precision", "fp16", "--amp_level", "O2"],
+                         ["argument --amp_level:", "AMP O2 needs a GPU"]),
+    "amp_level_without_fp16": (["--amp_level", "O1"], ["argument --amp_level:", "needs --precision fp16"]),
+    "amp_level_O3": (["--amp_level", "O3"], ["argument --amp_level:", "invalid choice: 'O3'"]),
+    "profiler_unknown_key": (["--profiler_options", "batch_range=[1,2];colour=red"],
+                             ["argument --profiler_options:", "unknown key 'colour'", "batch_range"]),
+    "profiler_bad_range": (["--profiler_options", "batch_range=[5,2]"],
+                           ["argument --profiler_options:", "0 <= start < end", "'[5,2]'"]),
 }
 
 # --opts override -> fragments of the error line
@@ -48,7 +60,8 @@ OPTS = {
                               ["--opts: optimizer.weight_decay:", "Adam.weight_decay", "got -1"]),
 }
 # One case of each kind runs in the quick suite, all of them in the slow one (each is a fresh interpreter).
-QUICK = {"save_interval_0", "unknown_flag", "crop_0x0", "scale_unsupported"}
+QUICK = {"save_interval_0", "unknown_flag", "crop_0x0", "scale_unsupported", "early_stop_without_do_eval",
+         "amp_level_on_cpu", "profiler_unknown_key"}
 
 
 def cases(table):
