@@ -10,7 +10,6 @@ modules import only with the pure-Python protobuf implementation
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import urllib.request
 import pytest
 
 from conftest import REPO, write_train_config
-from paddleseg.checkpoint import safe_load
+from test_multinode import assert_bitwise_equal, free_port, launcher, weights
 
 pytestmark = pytest.mark.slow
 
@@ -48,10 +47,6 @@ runpy.run_path(os.path.join(os.environ['REPO'], 'train.py'), run_name='__main__'
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def etcd_client_import_error() -> str:
@@ -117,18 +112,10 @@ def train_argv(script, config, out):
             str(SAVE), "--iters", str(ITERS), "--skip_data_check", "--resume_model", "auto"]
 
 
-def launcher(*args):
-    return [sys.executable, "-m", "paddle.distributed.launch", *map(str, args)]
 
 
-def weights(folder):
-    return safe_load(folder / "model.pdparams")
 
 
-def assert_bitwise_equal(a, b):
-    assert sorted(a) == sorted(b)
-    different = [k for k in a if not (a[k] == b[k]).all()]
-    assert not different, different[:5]
 
 
 @pytest.fixture(scope="module")

@@ -7,28 +7,19 @@ import numpy as np
 import paddle
 import pytest
 
-import paddleseg  # noqa: F401
 from paddleseg.checkpoint.safe_load import safe_load
 from paddleseg.checkpoint.training import EMA_KEY
 from paddleseg.core import train as train_module
 from paddleseg.core.ema import ModelEMA
 from paddleseg.core.profiling import ProfilerOptions, parse_profiler_options
-from paddleseg.core.train import TrainOptions, train
-from paddleseg.cvlibs import Config
 from paddleseg.errors import UserError
 
-from conftest import write_train_config
+
+from test_train import params, run
 
 
-def run(tmp_path, root, name, opts=(), **options):
-    cfg = Config(write_train_config(tmp_path / f"{name}.yml", root), opts=list(opts))
-    options.setdefault("save_interval", 3)
-    options.setdefault("log_iters", 1)
-    return train(cfg, TrainOptions(save_dir=tmp_path / name, **options))
 
 
-def params(path):
-    return {k: np.asarray(v) for k, v in safe_load(path / "model.pdparams").items()}
 
 
 def ema_weights(path):

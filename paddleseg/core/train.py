@@ -32,7 +32,7 @@ from paddleseg.core.val import evaluate
 from paddleseg.datasets.checks import default_cache_file
 from paddleseg.datasets.loader import DEFAULT_TIMEOUT, EpochBatchSampler, build_run_loader
 from paddleseg.errors import CheckpointError, ConfigError, UserError
-from paddleseg.losses import compute_losses, describe_outputs, output_names
+from paddleseg.losses import compute_losses, output_names
 from paddleseg.utils.cityscapes_labels import class_names
 from paddleseg.utils.device import check_precision
 

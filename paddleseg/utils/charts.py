@@ -9,9 +9,12 @@ Figures are built with matplotlib's object API on an explicit Agg canvas: nothin
 the process-wide backend (``matplotlib.use``), so importing this module changes no global state and
 works without a display.
 """
-from typing import Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple
 
 import numpy as np
+
+if TYPE_CHECKING:  # for the annotations only
+    from matplotlib.figure import Figure
 
 # matplotlib takes about a second to import: it is imported by the first chart, not by every
 # training or evaluation start that imports this module
@@ -20,7 +23,7 @@ Series = Tuple[Sequence[float], Sequence[float]]  # (x values, y values)
 DPI = 100
 
 
-def _figure(width: float, height: float) -> "Figure":  # noqa: F821
+def _figure(width: float, height: float) -> "Figure":
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -29,7 +32,7 @@ def _figure(width: float, height: float) -> "Figure":  # noqa: F821
     return figure
 
 
-def render(figure: "Figure") -> np.ndarray:  # noqa: F821
+def render(figure: "Figure") -> np.ndarray:
     """The figure drawn by Agg as an RGB uint8 array (H, W, 3)."""
     canvas = figure.canvas
     canvas.draw()

@@ -5,7 +5,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -76,7 +75,6 @@ def test_a_second_run_in_a_finished_runs_folder_is_refused_and_auto_does_nothing
 
 
 HANG_AT_ITER_3 = """
-import time
 from paddleseg.core import train as t
 real = t.step
 def step(*a, **k):
