@@ -80,14 +80,17 @@ def cpu_device():
     """Tests run on the CPU even on a GPU host: their tolerances (bit-exact resume, equal rank results,
     script against in-process scores) are CPU tolerances. In-process tests set the device here (the
     library leaves it to the entry point); the scripts the tests start default to ``--device auto``,
-    which finds no card once CUDA_VISIBLE_DEVICES is empty (subprocesses inherit it)."""
+    which finds no card once CUDA_VISIBLE_DEVICES is empty (subprocesses inherit it). Only a CUDA build
+    has cards to hide: on a CPU build an empty CUDA_VISIBLE_DEVICES breaks paddle.distributed.launch
+    (IndexError in its device list), so it is left alone there. (Not verified on a GPU host.)"""
     import os
 
     import paddle
 
     paddle.set_device("cpu")
     old = os.environ.get("CUDA_VISIBLE_DEVICES")
-    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    if paddle.device.is_compiled_with_cuda():
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
     yield
     if old is None:
         os.environ.pop("CUDA_VISIBLE_DEVICES", None)

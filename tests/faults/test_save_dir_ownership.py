@@ -55,7 +55,8 @@ def test_unrelated_files_do_not_block_and_survive_a_full_run(tmp_path, config):
     done = run_script("train.py", *train_cmd(config, out, "--keep_checkpoint_max", "1"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     names = sorted(p.name for p in out.iterdir())
-    assert names == [".photos.old-2019", ".thesis.partial-draft", "iter_4", "notes.txt", "run.json", "train.log"]
+    assert names == [".photos.old-2019", ".thesis.partial-draft", "iter_4", "notes.txt", "run.json", "train.log",
+                     "train_history.json", "training_curves.png"]
     run_id = json.loads((out / "run.json").read_text())["run_id"]
     assert json.loads((out / "iter_4" / "train_state.json").read_text())["run_id"] == run_id
 
