@@ -152,7 +152,7 @@ def test_released_names_resolve_to_their_url(server, weights, monkeypatch):
     server.files["/up/model.pdparams"] = data
     entry = released.RELEASED["espnetv2_cityscapes_upstream"]
     assert entry.url == ("https://bj.bcebos.com/paddleseg/dygraph/cityscapes/"
-                         "espnetv2_cityscapes_1024x512_120k/model.pdparams")
+                         "espnet_cityscapes_1024x512_120k/model.pdparams")
     assert entry.config == "configs/espnetv2/espnetv2_cityscapes_1024x512_120k.yml"
     monkeypatch.setitem(released.RELEASED, "espnetv2_cityscapes_upstream",
                         released.ReleasedModel(f"{server.url}/up/model.pdparams", entry.config, entry.miou,
@@ -173,7 +173,7 @@ def test_unknown_name_lists_the_released_ones():
 
 def test_a_released_model_without_a_known_url_says_where_to_get_it():
     assert released.RELEASED["espnetv2_cityscapes_reproduction"].url is None
-    with pytest.raises(CheckpointError, match="no known download URL.*pass the local file"):
+    with pytest.raises(CheckpointError, match="without a direct download URL, at https://pan.baidu.com/.*pass the local file"):
         resolve_weights_path("espnetv2_cityscapes_reproduction")
 
 

@@ -42,25 +42,29 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class ReleasedModel:
-    """A published checkpoint: where it is (None when no public URL is known), the config it belongs
-    to and what it scores (Cityscapes val mIoU, as published)."""
+    """A published checkpoint: its direct download URL (None when it is published only behind a page
+    that needs a person, ``page``), the config it belongs to and what it scores (Cityscapes val mIoU,
+    as published)."""
 
     url: Optional[str]
     config: str
     miou: float
     origin: str
+    page: str = ""
 
 
 RELEASED: Dict[str, ReleasedModel] = {
     "espnetv2_cityscapes_upstream": ReleasedModel(
-        url="https://bj.bcebos.com/paddleseg/dygraph/cityscapes/espnetv2_cityscapes_1024x512_120k/model.pdparams",
+        # as PaddleSeg's configs/espnet/README.md publishes it (the folder is named espnet_, not espnetv2_)
+        url="https://bj.bcebos.com/paddleseg/dygraph/cityscapes/espnet_cityscapes_1024x512_120k/model.pdparams",
         config="configs/espnetv2/espnetv2_cityscapes_1024x512_120k.yml", miou=70.88,
         origin="upstream PaddleSeg's released ESPNetV2 Cityscapes model"),
-    # The reference reproduction publishes its checkpoint, but no stable download URL for it is recorded
-    # here: none was verified, and a guessed URL would be worse than none.
+    # The reference reproduction (EspnetV2_paddle) publishes its checkpoint on a Baidu Netdisk share with
+    # an extraction code, which needs a person and a browser: there is no direct URL to download.
     "espnetv2_cityscapes_reproduction": ReleasedModel(
         url=None, config="configs/espnet_cityscapes_1024_512_120k_x2.yml", miou=69.56,
-        origin="the reference reproduction's released checkpoint"),
+        origin="the reference reproduction's released checkpoint",
+        page="https://pan.baidu.com/s/106sZZUW3UWF61EegHhrQRQ (extraction code u6vk)"),
 }
 
 
@@ -102,9 +106,9 @@ def released_weights(name: str, timeout: float = TIMEOUT) -> Path:
     model = RELEASED[name]
     if model.url is None:
         raise CheckpointError(
-            f"{name}: {model.origin} (config {model.config}, {model.miou}% mIoU) has no known download URL. "
-            f"Download model.pdparams from the reproduction's release page (its README links it) and pass "
-            f"the local file instead of the name")
+            f"{name}: {model.origin} (config {model.config}, {model.miou}% mIoU) is published without a direct "
+            f"download URL, at {model.page}: download model.pdparams from there and pass the local file "
+            f"instead of the name")
     return fetch(model.url, timeout=timeout)
 
 
