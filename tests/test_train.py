@@ -179,3 +179,41 @@ def test_resuming_at_another_global_batch_is_refused_unless_allowed(tmp_path, ti
     state = run(tmp_path, tiny_cityscapes, "b4", opts=["iters=4", "batch_size=4"], save_interval=2,
                 resume_model=tmp_path / "b2" / "iter_2", allow_batch_change=True)
     assert state.iter == 4 and "at a global batch of 4 per rank x 1 rank(s) = 4" in caplog.text
+
+
+def test_amp_runs_this_nets_gray_and_black_ops_in_fp16_deliberately(monkeypatch):
+    """Each op named in AMP_FP16_OPS is one Paddle would otherwise keep in fp32 (not on its fp16 white
+    list), so the override does something, and step() passes it to auto_cast."""
+    from paddle.amp import amp_lists
+
+    white = amp_lists.white_list()["float16"]["O1"]
+    assert train_module.AMP_FP16_OPS and not set(train_module.AMP_FP16_OPS) & set(white)
+    assert "bilinear_interp_v2" in amp_lists.black_list()["float16"]["O1"]
+    seen = {}
+    real = paddle.amp.auto_cast
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return real(**{**kwargs, "enable": False})
+
+    monkeypatch.setattr(paddle.amp, "auto_cast", spy)
+
+    class Scaler:
+        def scale(self, loss):
+            return loss
+
+        def step(self, optimizer):
+            optimizer.step()
+
+        def update(self):
+            pass
+
+    from paddleseg.losses import CrossEntropyLoss
+    from paddleseg.models import ESPNetV2
+
+    model = ESPNetV2(num_classes=19, scale=0.5)
+    model.train()
+    optimizer = paddle.optimizer.Adam(parameters=model.parameters())
+    batch = {"img": paddle.randn([1, 3, 32, 64]), "label": paddle.zeros([1, 32, 64], dtype="int64")}
+    train_module.step(model, optimizer, Scaler(), {"types": [CrossEntropyLoss()] * 2, "coef": [1, 1]}, batch)
+    assert seen["custom_white_list"] == set(train_module.AMP_FP16_OPS) and seen["level"] == "O1"
