@@ -76,6 +76,7 @@ def test_a_second_run_in_a_finished_runs_folder_is_refused_and_auto_does_nothing
 
 
 HANG_AT_ITER_3 = """
+import time
 from paddleseg.core import train as t
 real = t.step
 def step(*a, **k):
