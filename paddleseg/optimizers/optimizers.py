@@ -51,9 +51,10 @@ class Adam(OptimizerSettings):
     def __init__(self, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
                  weight_decay: float = 0.0, grad_clip_norm: Optional[float] = None):
         super().__init__(weight_decay, grad_clip_norm)
-        self.beta1 = _check_fraction("Adam", "beta1", beta1)
-        self.beta2 = _check_fraction("Adam", "beta2", beta2)
-        self.epsilon = float(arguments.positive("Adam", "epsilon", epsilon))
+        name = type(self).__name__
+        self.beta1 = _check_fraction(name, "beta1", beta1)
+        self.beta2 = _check_fraction(name, "beta2", beta2)
+        self.epsilon = float(arguments.positive(name, "epsilon", epsilon))
 
     def __call__(self, parameters: Iterable, learning_rate: LearningRate) -> paddle.optimizer.Optimizer:
         return paddle.optimizer.Adam(beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon,
@@ -93,17 +94,14 @@ class Momentum(SGD):
 
 
 @manager.OPTIMIZERS.add_component
-class AdamW(OptimizerSettings):
+class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), Paddle's ``AdamW``:
     ``param -= lr * weight_decay * param`` beside the Adam step, not added to the gradient.
     ``weight_decay`` defaults to 0.01 (Paddle's and PaddleSeg 2.8's default)."""
 
     def __init__(self, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
                  weight_decay: float = 0.01, grad_clip_norm: Optional[float] = None):
-        super().__init__(weight_decay, grad_clip_norm)
-        self.beta1 = _check_fraction("AdamW", "beta1", beta1)
-        self.beta2 = _check_fraction("AdamW", "beta2", beta2)
-        self.epsilon = float(arguments.positive("AdamW", "epsilon", epsilon))
+        super().__init__(beta1, beta2, epsilon, weight_decay, grad_clip_norm)
 
     def __call__(self, parameters: Iterable, learning_rate: LearningRate) -> paddle.optimizer.Optimizer:
         common = self.common_arguments(parameters, learning_rate)
