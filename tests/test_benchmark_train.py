@@ -55,3 +55,30 @@ def test_a_missing_upstream_python_is_a_user_error():
     done = run_tool("--upstream-python", "/nonexistent/bin/python", "--iters", "1")
     assert done.returncode == 2
     assert "--upstream-python /nonexistent/bin/python: no such file" in done.stderr
+
+
+def test_profile_prints_every_op_class_and_their_shares_add_up():
+    """``--profile`` on a tiny step (our framework only): the time table and the roofline table name
+    every op class, the shares of the classes and of the time outside ops add up to the profiled
+    step, and the work behind each floor is there. Op-name classification: tests/test_op_profile.py."""
+    done = run_tool("--scale", "0.5", "--batch-size", "1", "--height", "64", "--width", "128", "--warmup", "0",
+                    "--iters", "1", "--threads", "2", "--profile", "--profile-iters", "1")
+    assert done.returncode == 0, done.stderr
+    rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines() if line.startswith("|")}
+    for name in ("matrix-bound", "memory-bound", "optimizer", "other", "outside ops", "profiled step"):
+        assert name in rows, done.stdout
+    for cls in ("matrix-bound", "memory-bound"):  # and each has top ops, named with their class
+        assert any(name.endswith(f" ({cls})") for name in rows), done.stdout
+    assert any(line.startswith("ours: 1 profiled step(s)") and "GFLOP/s" in line and "GB/s" in line
+               and "MKL_DEBUG_CPU_TYPE=" in line for line in done.stdout.splitlines()), done.stdout
+    profile = json.loads(done.stdout.splitlines()[-1])["profile"]["ours"]
+    classes = profile["classes"]
+    assert set(classes) == {"matrix-bound", "memory-bound", "optimizer", "other", "outside ops"}
+    assert sum(c["share"] for c in classes.values()) == pytest.approx(1.0)
+    assert sum(c["ms"] for c in classes.values()) == pytest.approx(profile["step_ms"])
+    for name in ("matrix-bound", "memory-bound", "optimizer"):
+        assert classes[name]["ms"] > 0 and classes[name]["floor_ms"] > 0, (name, classes[name])
+        assert classes[name]["x_floor"] == pytest.approx(classes[name]["ms"] / classes[name]["floor_ms"])
+    assert classes["matrix-bound"]["flops"] > 1e6 and classes["memory-bound"]["bytes"] > 1e6
+    assert profile["peaks"]["gemm_gflops"] > 0.1 and profile["peaks"]["bandwidth_gbs"] > 0.1
+    assert {"matrix-bound", "memory-bound"} <= {o["class"] for o in profile["top_ops"]}

@@ -95,3 +95,37 @@ def test_loader_workers_default_to_none_on_the_cpu_and_a_few_per_rank_on_the_gpu
     assert "default on the GPU" in caplog.text
     monkeypatch.setattr(device, "default_cpu_threads", lambda: 16)
     assert device.default_num_workers("gpu") == 4
+
+
+def test_cpu_vendor_is_read_from_cpuinfo_and_unknown_without_it(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n\nprocessor\t: 1\n"
+                       "vendor_id\t: AuthenticAMD\n")
+    assert device.cpu_vendor(cpuinfo) == "AuthenticAMD"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: something\n")
+    assert device.cpu_vendor(cpuinfo) is None
+    assert device.cpu_vendor(tmp_path / "missing") is None
+
+
+@pytest.mark.parametrize("vendor, environ, expected", [
+    ("AuthenticAMD", {}, "5"),
+    ("GenuineIntel", {}, None),  # MKL's own dispatch is right on Intel (AVX-512 where present)
+    ("", {}, None),  # unknown vendor
+    ("AuthenticAMD", {"MKL_DEBUG_CPU_TYPE": "0"}, None),  # the user's value, also an opt-out, is kept
+])
+def test_mkl_is_pointed_at_its_avx2_kernels_only_on_amd_and_never_over_the_users_value(vendor, environ, expected):
+    before = dict(environ)
+    assert device.choose_mkl_code_path(environ, vendor=vendor) == expected
+    if expected is None:
+        assert environ == before
+    else:
+        assert environ == {**before, "MKL_DEBUG_CPU_TYPE": expected}
+
+
+def test_the_cpu_device_chooses_the_mkl_code_path_before_any_model_runs(monkeypatch):
+    environ = {}
+    monkeypatch.setattr(device.os, "environ", environ)
+    monkeypatch.setattr(device, "cpu_vendor", lambda: "AuthenticAMD")
+    monkeypatch.setattr(device, "set_cpu_threads", lambda n: None)
+    device.set_device("cpu", 1)
+    assert environ["MKL_DEBUG_CPU_TYPE"] == "5"

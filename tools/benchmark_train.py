@@ -18,11 +18,18 @@ warm-up iterations are left out. Median and p90 are over all timed iterations of
 paired ratio is the median of ours/upstream over neighbouring iterations. ``--rounds R`` repeats this
 with fresh processes; peak RSS is the largest of a framework's processes.
 
+``--profile`` then has each process of the first round, one after the other, profile
+``--profile-iters`` more steps and send back the CPU time of every op; the parent prints where the
+step's time goes per op class (matrix-bound, memory-bound, optimizer, other) and per top op, ours
+beside upstream, and each class's roofline floor on this machine. How the ops are classified and
+the floors estimated: tools/op_profile.py.
+
 This file is also the child: ``--harness ours|upstream`` serves timed iterations on stdin/stdout and
 must not import this project at module level (upstream's interpreter runs it).
 """
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -30,7 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "espnetv2" / "espnetv2_cityscapes_1024x512_120k.yml"
@@ -56,7 +63,7 @@ def random_batch(batch_size: int, height: int, width: int, seed: int = 0):
     return paddle.to_tensor(image), paddle.to_tensor(label)
 
 
-def ours(scale: float, iters: int) -> Step:
+def ours(scale: float, iters: int) -> Tuple[Step, object]:
     from paddleseg.core.train import step
     from paddleseg.cvlibs import Config
 
@@ -69,10 +76,10 @@ def ours(scale: float, iters: int) -> Step:
     def run(image, label) -> None:
         step(model, optimizer, None, losses, {"img": image, "label": label})
 
-    return run
+    return run, model
 
 
-def upstream(scale: float, iters: int) -> Step:
+def upstream(scale: float, iters: int) -> Tuple[Step, object]:
     """Upstream's ESPNetV2, loss and optimizer with upstream's training step (paddleseg/core/train.py
     of 2.8: forward, loss_computation summed, backward, step, clear gradients, float(loss) to log)."""
     import paddle
@@ -107,7 +114,7 @@ def upstream(scale: float, iters: int) -> Step:
         model.clear_gradients()
         float(total)
 
-    return run
+    return run, model
 
 
 FRAMEWORKS = {"ours": ours, "upstream": upstream}
@@ -133,12 +140,17 @@ def set_threads(kind: str, threads: int) -> None:
         paddle.base.core.set_num_threads(threads)
 
 
-def serve(kind: str, scale: float, batch_size: int, height: int, width: int, warmup: int, threads: int = 0) -> None:
+def serve(kind: str, scale: float, batch_size: int, height: int, width: int, warmup: int, threads: int = 0,
+          profile_iters: int = 0) -> None:
     """The child's side: build, run the warm-up, print ``ready``; then one timed iteration (seconds
-    printed) per ``step`` line on stdin; at end of input print the JSON ``{"peak_rss": bytes}``."""
+    printed) per ``step`` line on stdin; at end of input print the JSON ``{"peak_rss": bytes}``, with
+    ``profile_iters`` > 0 after that many profiled steps and ``"profile"`` (tools/op_profile.py)."""
+    import op_profile  # beside this file; imports nothing of the project
+
     set_threads(kind, threads)
-    run = FRAMEWORKS[kind](scale, SCHEDULE_ITERS)
+    run, model = FRAMEWORKS[kind](scale, SCHEDULE_ITERS)
     image, label = random_batch(batch_size, height, width)
+    mkl_cpu_type = op_profile.mkl_cpu_type()  # as MKL's first call, in the first step, sees it
     for _ in range(warmup):
         run(image, label)
     print("ready", flush=True)
@@ -148,20 +160,28 @@ def serve(kind: str, scale: float, batch_size: int, height: int, width: int, war
         start = time.perf_counter()
         run(image, label)
         print(time.perf_counter() - start, flush=True)
-    print(json.dumps({"peak_rss": peak_rss_bytes()}), flush=True)
+    result = {"peak_rss": peak_rss_bytes(), "mkl_debug_cpu_type": mkl_cpu_type}  # before profiling, whose census and peaks take memory
+    if profile_iters:
+        result["profile"] = op_profile.profile_training(run, model, image, label, profile_iters, mkl_cpu_type)
+    print(json.dumps(result), flush=True)
 
 
 class Child:
     """One framework's measuring process, stepped one iteration at a time by the parent."""
 
-    def __init__(self, python: str, kind: str, args: argparse.Namespace, log):
+    def __init__(self, python: str, kind: str, args: argparse.Namespace, log, profile: bool = False):
         cmd = [python, str(Path(__file__).resolve()), "--harness", kind, "--scale", str(args.scale),
                "--batch-size", str(args.batch_size), "--height", str(args.height), "--width", str(args.width),
                "--warmup", str(args.warmup), "--threads", str(args.threads)]
+        if profile:
+            cmd += ["--profile", "--profile-iters", str(args.profile_iters)]
         self.kind, self.log = kind, log
         # upstream runs outside the repository so its interpreter cannot pick up our package
+        env = dict(os.environ)
+        if kind == "upstream" and args.upstream_mkl_avx2:
+            env.setdefault("MKL_DEBUG_CPU_TYPE", "5")  # what ours sets for itself on AMD CPUs
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-                                        cwd="/" if kind == "upstream" else ROOT)
+                                        cwd="/" if kind == "upstream" else ROOT, env=env)
 
     def _read(self) -> str:
         line = self.process.stdout.readline()
@@ -181,18 +201,21 @@ class Child:
         self.process.stdin.flush()
         return float(self._read())
 
-    def finish(self) -> int:
+    def finish(self) -> Dict:
+        """``{"peak_rss": bytes}``, and ``"profile"`` when asked for; the child profiles now, alone."""
         self.process.stdin.close()
-        peak = json.loads(self._read())["peak_rss"]
+        result = json.loads(self._read())
         self.process.wait()
-        return peak
+        return result
 
 
-def measure_round(pythons: Dict[str, str], args: argparse.Namespace) -> Dict[str, Dict]:
+def measure_round(pythons: Dict[str, str], args: argparse.Namespace, profile: bool = False) -> Dict[str, Dict]:
     """One process per framework, all alive at once; their timed iterations alternate (ours, upstream,
-    upstream, ours, ...) so a change in the background load hits every framework alike."""
+    upstream, ours, ...) so a change in the background load hits every framework alike. With
+    ``profile``, each then profiles in turn, the other one idle."""
     with tempfile.TemporaryFile("w+") as log_a, tempfile.TemporaryFile("w+") as log_b:
-        children = [Child(python, kind, args, log) for (kind, python), log in zip(pythons.items(), (log_a, log_b))]
+        children = [Child(python, kind, args, log, profile)
+                    for (kind, python), log in zip(pythons.items(), (log_a, log_b))]
         try:
             for child in children:
                 child.ready()
@@ -200,7 +223,7 @@ def measure_round(pythons: Dict[str, str], args: argparse.Namespace) -> Dict[str
             for i in range(args.iters):
                 for child in (children if i % 2 == 0 else children[::-1]):
                     times[child.kind].append(child.step())
-            return {c.kind: {"times": times[c.kind], "peak_rss": c.finish()} for c in children}
+            return {c.kind: {"times": times[c.kind], **c.finish()} for c in children}
         finally:
             for child in children:
                 if child.process.poll() is None:
@@ -220,16 +243,18 @@ def percentile(values: Sequence[float], q: float) -> float:
 def summarise(runs: List[Dict]) -> Dict:
     times = [t for r in runs for t in r["times"]]
     return {"median_s": statistics.median(times), "p90_s": percentile(times, 90), "iterations": len(times),
-            "processes": len(runs), "peak_rss_mb": max(r["peak_rss"] for r in runs) / 2 ** 20, "times": times}
+            "processes": len(runs), "peak_rss_mb": max(r["peak_rss"] for r in runs) / 2 ** 20, "times": times,
+            "mkl_debug_cpu_type": runs[0].get("mkl_debug_cpu_type")}
 
 
-def report(results: Dict[str, Dict], args: argparse.Namespace) -> Dict:
+def report(results: Dict[str, Dict], args: argparse.Namespace, profiles: Optional[Dict[str, Dict]] = None) -> Dict:
+    """Print the timing table (and with ``profiles``, the per-op-class tables) and the JSON summary."""
     from prettytable import PrettyTable
 
-    table = PrettyTable(["framework", "median s/iter", "p90 s/iter", "peak RSS MB", "iterations"])
+    table = PrettyTable(["framework", "median s/iter", "p90 s/iter", "peak RSS MB", "iterations", "MKL_DEBUG_CPU_TYPE"])
     for name, r in results.items():
         table.add_row([name, f"{r['median_s']:.3f}", f"{r['p90_s']:.3f}", f"{r['peak_rss_mb']:.0f}",
-                       f"{r['iterations']} ({r['processes']} proc.)"])
+                       f"{r['iterations']} ({r['processes']} proc.)", r.get("mkl_debug_cpu_type") or "unset"])
     print(f"ESPNetV2 scale {args.scale}, batch {args.batch_size}x3x{args.height}x{args.width}, weighted CE on "
           f"main + auxiliary output, backward, Adam; {args.warmup} warm-up + {args.iters} timed iterations per "
           f"process; CPU threads: {args.threads or 'each framework default (see --help)'}")
@@ -244,6 +269,10 @@ def report(results: Dict[str, Dict], args: argparse.Namespace) -> Dict:
         print(f"ours / upstream: time {summary['time_ratio']:.2f}x (medians), "
               f"{summary['paired_time_ratio']:.2f}x (median of paired iterations), "
               f"peak RSS {summary['memory_ratio']:.2f}x")
+    if profiles:
+        from op_profile import report_profiles  # beside this file
+
+        summary["profile"] = report_profiles(profiles)
     print(json.dumps(summary))
     return summary
 
@@ -261,13 +290,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="CPU threads for both frameworks (default 0: each one's own default, ours all cores, "
                              "upstream paddle's single thread)")
     parser.add_argument("--upstream-python", help="python of a virtualenv with paddleseg==2.8.0")
+    parser.add_argument("--upstream-mkl-avx2", action="store_true",
+                        help="run upstream with MKL_DEBUG_CPU_TYPE=5 too (like for like: our set_device sets it "
+                             "on AMD CPUs; upstream as released does not)")
     parser.add_argument("--json", type=Path, help="also write the JSON summary to this file")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the timed iterations, profile more steps per framework (first round only) and "
+                             "print the time per op class next to its roofline floor (tools/op_profile.py)")
+    parser.add_argument("--profile-iters", type=int, default=2, help="profiled steps per framework with --profile")
     parser.add_argument("--harness", choices=sorted(FRAMEWORKS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.iters < 1 or args.warmup < 0 or args.rounds < 1:
-        parser.error("--iters and --rounds must be >= 1, --warmup >= 0")
+    if args.iters < 1 or args.warmup < 0 or args.rounds < 1 or args.profile_iters < 1:
+        parser.error("--iters, --rounds and --profile-iters must be >= 1, --warmup >= 0")
     if args.harness:  # inside a child process
-        serve(args.harness, args.scale, args.batch_size, args.height, args.width, args.warmup, args.threads)
+        serve(args.harness, args.scale, args.batch_size, args.height, args.width, args.warmup, args.threads,
+              args.profile_iters if args.profile else 0)
         return 0
 
     frameworks = {"ours": sys.executable}
@@ -278,10 +315,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise UserError(f"--upstream-python {args.upstream_python}: no such file")
         frameworks["upstream"] = args.upstream_python
     runs: Dict[str, List[Dict]] = {name: [] for name in frameworks}
-    for _ in range(args.rounds):
-        for name, result in measure_round(frameworks, args).items():
+    for i in range(args.rounds):
+        for name, result in measure_round(frameworks, args, profile=args.profile and i == 0).items():
             runs[name].append(result)
-    summary = report({name: summarise(r) for name, r in runs.items()}, args)
+    profiles = {name: r[0]["profile"] for name, r in runs.items() if "profile" in r[0]}
+    summary = report({name: summarise(r) for name, r in runs.items()}, args, profiles)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
     return 0

@@ -6,6 +6,7 @@ the worst outcome, and failing on a CPU machine the second worst.
 """
 import logging
 import os
+from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import paddle
@@ -39,6 +40,44 @@ def resolve_device(device: str) -> str:
     return chosen
 
 
+MKL_CPU_TYPE_VARIABLE = "MKL_DEBUG_CPU_TYPE"
+
+
+def cpu_vendor(cpuinfo: Path = Path("/proc/cpuinfo")) -> Optional[str]:
+    """The ``vendor_id`` of the first CPU (``GenuineIntel``, ``AuthenticAMD``, ...); None where unknown."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "vendor_id":
+            return value.strip()
+    return None
+
+
+def choose_mkl_code_path(environ: Optional[Dict[str, str]] = None, vendor: Optional[str] = None) -> Optional[str]:
+    """On AMD CPUs, point Paddle's MKL at its AVX2 kernels; returns the value set (None: nothing set).
+
+    Paddle's CPU wheel (3.3) computes convolutions and matrix products with MKL 2019.0 Update 5
+    (``libmklml_intel.so``), which takes a generic SSE code path on CPUs whose vendor is not Intel:
+    on this project's AMD EPYC test machine a (256 x 1280) @ (1280 x 8192) product runs 3.4x faster
+    with ``MKL_DEBUG_CPU_TYPE=5`` (AVX2), and the ESPNetV2 training step 1.26x faster. That MKL reads
+    the variable at its first call, not at load, so setting it here (before any model is built) is in
+    time. A value the user set is kept (any value, so ``MKL_DEBUG_CPU_TYPE=0`` opts out); Intel CPUs
+    keep MKL's own choice (AVX-512 where present); newer MKL releases ignore the variable. Results
+    change only by float rounding (another kernel sums the products in another order).
+    """
+    environ = os.environ if environ is None else environ
+    if MKL_CPU_TYPE_VARIABLE in environ:
+        return None
+    if (vendor if vendor is not None else cpu_vendor()) != "AuthenticAMD":
+        return None
+    environ[MKL_CPU_TYPE_VARIABLE] = "5"
+    logger.debug("AMD CPU: %s=5 (MKL's AVX2 kernels)", MKL_CPU_TYPE_VARIABLE)
+    return "5"
+
+
 def default_cpu_threads() -> int:
     """The cores this process may use, shared among the ranks of a multi-process launch.
 
@@ -61,6 +100,7 @@ def set_device(device: str, cpu_threads: Optional[int] = None) -> str:
         paddle.set_device(f"gpu:{paddle.distributed.ParallelEnv().dev_id}")
         return device
     paddle.set_device("cpu")
+    choose_mkl_code_path()
     set_cpu_threads(cpu_threads or default_cpu_threads())
     if paddle.distributed.get_world_size() > 1:
         os.environ["PADDLE_DISTRI_BACKEND"] = "gloo"  # read by init_parallel_env

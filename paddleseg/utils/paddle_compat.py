@@ -23,6 +23,7 @@ PRIVATE_ATTRIBUTES = (
     ("paddle.io.dataloader.dataloader_iter._DataLoaderIterMultiProcess", "_exit_thread_unexpectedly"),
     ("paddle.nn.PReLU instance", "_weight"),
     ("paddle.nn.PReLU instance", "_num_parameters"),
+    ("paddle._C_ops", "leaky_relu_grad"),
 )
 
 
@@ -54,6 +55,12 @@ def set_prelu_slope(layer: paddle.nn.PReLU, slope: paddle.Tensor) -> None:
     """Replace a PReLU's slope parameter (e.g. one shared slope by one per channel)."""
     layer._weight = slope
     layer._num_parameters = int(slope.shape[0])
+
+
+def leaky_relu_grad(x: paddle.Tensor, out_grad: paddle.Tensor, slope: float) -> paddle.Tensor:
+    """The gradient kernel of ``leaky_relu`` with slope ``slope`` at ``x``: ``out_grad`` where ``x > 0``,
+    ``slope * out_grad`` elsewhere (Paddle has no public call for a backward kernel)."""
+    return paddle._C_ops.leaky_relu_grad(x, out_grad, slope)
 
 
 def split_accumulator_name(key: str, parameter_names: Iterable[str]) -> Optional[Tuple[str, str]]:
