@@ -85,6 +85,46 @@ def test_prelu_without_gradients_or_in_a_traced_graph_uses_a_plain_op():
     assert np.allclose(static(x).numpy(), plain(x).numpy(), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("shape, kernel, bias", [([2, 8, 17, 33], 3, False), ([1, 5, 6, 7], 3, True),
+                                                  ([2, 4, 9, 4], 5, False)])
+def test_depthwise_fast_backward_equals_paddles_depthwise_convolution(shape, kernel, bias):
+    channels = shape[1]
+    ours = layers.DepthwiseConv2D(channels, kernel, bias)
+    plain = paddle.nn.Conv2D(channels, channels, kernel, padding=kernel // 2, groups=channels,
+                             bias_attr=None if bias else False)
+    plain.set_state_dict(ours.state_dict())
+    assert list(ours.state_dict()) == list(plain.state_dict())
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    grad = rng.standard_normal(shape, dtype=np.float32)
+    results = []
+    for layer in (ours, plain):
+        inputs = paddle.to_tensor(x, stop_gradient=False)
+        out = layer(inputs)
+        out.backward(paddle.to_tensor(grad))
+        results.append([out.numpy(), inputs.grad.numpy(), layer.weight.grad.numpy()]
+                       + ([layer.bias.grad.numpy()] if bias else []))
+    (out, x_grad, w_grad, *b_grad), (ref_out, ref_x_grad, ref_w_grad, *ref_b_grad) = results
+    assert np.array_equal(out, ref_out) if not bias else rel(out, ref_out) <= 1e-6
+    assert rel(x_grad, ref_x_grad) <= 1e-6
+    assert np.array_equal(w_grad, ref_w_grad)
+    for ours_b, ref_b in zip(b_grad, ref_b_grad):
+        assert rel(ours_b, ref_b) <= 1e-6
+
+
+def test_depthwise_with_a_frozen_weight_or_input_still_gives_the_other_gradient():
+    ours = layers.DepthwiseConv2D(3, 3)
+    x = paddle.randn([1, 3, 8, 8])
+    x.stop_gradient = False
+    ours.weight.stop_gradient = True
+    ours(x).sum().backward()
+    assert x.grad is not None and ours.weight.grad is None
+    ours.weight.stop_gradient = False
+    frozen_input = paddle.randn([1, 3, 8, 8])
+    ours(frozen_input).sum().backward()
+    assert ours.weight.grad is not None
+
+
 def step_gradients(model, losses, image, label):
     logits = model(image)
     total, terms = compute_losses(losses["types"], losses["coef"], logits, label)

@@ -1,12 +1,13 @@
 """resize(): the traced (gather) form equals F.interpolate(bilinear, align_corners=True), and the
-eager form is F.interpolate itself; upsample_by_matmul() equals F.interpolate, or a chain of them.
+eager form is two GEMMs where they cost little, else F.interpolate itself; upsample_by_matmul() equals F.interpolate, or a chain of them.
 Tolerance 1e-6 relative: the forms differ only in float32 rounding order of the same blend."""
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 import pytest
 
-from paddleseg.models.layers import _resize_by_gather, resize, upsample_by_matmul
+from paddleseg.models.layers import (MATMUL_RESIZE_MAX_MACS, _resize_by_gather, matmul_resize_macs, resize,
+                                     upsample_by_matmul)
 
 SIZES = [((5, 7), (11, 13)), ((8, 8), (16, 16)), ((17, 33), (5, 9)), ((1, 1), (4, 3)), ((4, 6), (1, 1)),
          ((32, 64), (64, 128)), ((23, 31), (23, 31)), ((9, 4), (18, 7))]
@@ -22,10 +23,27 @@ def test_gather_resize_equals_interpolate(src, dst):
     assert np.linalg.norm(out - ref) <= 1e-6 * np.linalg.norm(ref)
 
 
-def test_eager_resize_is_interpolate():
-    x = paddle.to_tensor(np.random.default_rng(1).standard_normal((1, 2, 6, 9)).astype("float32"))
-    ref = F.interpolate(x, size=[13, 17], mode="bilinear", align_corners=True).numpy()
-    np.testing.assert_array_equal(resize(x, paddle.zeros([1, 1, 13, 17])).numpy(), ref)
+@pytest.mark.parametrize("src, dst, by_matmul", [((6, 9), (13, 17), True), ((32, 64), (64, 128), True),
+                                                ((128, 256), (256, 512), True), ((256, 512), (512, 1024), False)])
+def test_eager_resize_takes_two_gemms_where_they_cost_little_else_interpolate(src, dst, by_matmul):
+    assert (matmul_resize_macs(src, dst) <= MATMUL_RESIZE_MAX_MACS) == by_matmul
+    x = paddle.to_tensor(np.random.default_rng(1).standard_normal((1, 2) + src).astype("float32"), stop_gradient=False)
+    ref_x = paddle.to_tensor(x.numpy(), stop_gradient=False)
+    grad = paddle.to_tensor(np.random.default_rng(2).standard_normal((1, 2) + dst).astype("float32"))
+    out = resize(x, paddle.zeros([1, 1, *dst]))
+    ref = F.interpolate(ref_x, size=list(dst), mode="bilinear", align_corners=True)
+    (out * grad).sum().backward()
+    (ref * grad).sum().backward()
+    if by_matmul:
+        assert np.linalg.norm(out.numpy() - ref.numpy()) <= 1e-6 * np.linalg.norm(ref.numpy())
+        assert np.linalg.norm(x.grad.numpy() - ref_x.grad.numpy()) <= 1e-6 * np.linalg.norm(ref_x.grad.numpy())
+    else:
+        np.testing.assert_array_equal(out.numpy(), ref.numpy())
+
+
+def test_matmul_resize_cost_counts_both_products_per_output_pixel():
+    # (x @ A_w^T): 2 * 3 * 5 per image and channel; A_h @ (...): 4 * 2 * 5; per output pixel (4 * 5)
+    assert matmul_resize_macs((2, 3), (4, 5)) == (2 * 3 * 5 + 4 * 2 * 5) / (4 * 5)
 
 
 def test_traced_resize_has_no_interp_op_and_dynamic_shapes():

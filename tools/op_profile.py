@@ -40,7 +40,7 @@ and view ops, ``full``, gradient accumulation into leaves).
   activations in fp32 forward and backward; in-place ops allocate nothing and get no bytes, so the
   optimizer adds Adam's in-place traffic: for each trainable parameter element, param, gradient and
   two moments read, param and moments written, 7 x 4 bytes.
-- Peaks, measured in each child after profiling, with its thread count: the best of 3 (2048 x 2048)
+- Peaks, measured in each child after profiling, with its thread count: the best of 3 (2000 x 2000)
   fp32 ``paddle.matmul`` (GFLOP/s) and the best of 5 in-place ``add_`` of two 64M-element fp32
   tensors (3 x 256 MB moved per call: DRAM bandwidth as Paddle's own elementwise kernel attains it;
   in-place, so no page faults of a fresh output are timed). Paddle's CPU wheel computes GEMMs and
@@ -72,7 +72,7 @@ OPTIMIZER_OPS = frozenset({"adam_", "adamw_", "sgd_", "momentum_"})
 BYTES_PER_ALLOCATED_BYTE = 2  # outputs written once + about as many input bytes read once
 ADAM_BYTES_PER_PARAM = 7 * 4  # param, grad, moment1, moment2 read; param, moments written (fp32)
 MKL_VARIABLE = "MKL_DEBUG_CPU_TYPE"
-GEMM_SIZE = 2048
+GEMM_SIZE = 2000  # not a power of two: MKL runs 2048-square products at a tenth of its speed here (cache aliasing)
 BANDWIDTH_ELEMENTS = 64 * 2 ** 20
 
 

@@ -4,7 +4,7 @@ State-dict names are a checkpoint contract: ``_conv``, ``_batch_norm`` and ``_pr
 the names upstream PaddleSeg's released ESPNetV2 checkpoint uses, so the attributes keep them.
 """
 import functools
-from typing import List, Tuple, Union
+from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 import paddle
@@ -81,9 +81,67 @@ def conv2d_same(in_channels: int, out_channels: int, kernel_size: int, stride: i
     :class:`StridedDilatedConv2D`."""
     if stride == 2 and dilation != 1:
         return StridedDilatedConv2D(in_channels, out_channels, kernel_size, dilation, groups, bias)
+    if stride == 1 and dilation == 1 and groups == in_channels == out_channels and kernel_size % 2:
+        return DepthwiseConv2D(in_channels, kernel_size, bias)
     return nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride,
                      padding=conv_padding(kernel_size, stride, dilation), dilation=dilation, groups=groups,
                      bias_attr=None if bias else False)
+
+
+class DepthwiseConv2D(nn.Conv2D):
+    """A stride-1, undilated depthwise ``nn.Conv2D`` (odd kernel, 'SAME' padding) with a faster eager
+    CPU backward. (N, C, H, W) → (N, C, H, W); ``weight`` (and ``bias``) are ``nn.Conv2D``'s, so
+    state-dict keys do not change.
+
+    Paddle 3.3's CPU gradient kernel of ``depthwise_conv2d`` spends ~6x the forward's time on the
+    input's gradient (2x32x128x256: 39 ms against 7 ms for the forward). At stride 1 with symmetric
+    padding that gradient is itself a depthwise convolution, of the output's gradient with the kernel
+    turned by 180°, which the forward kernel computes in forward time; the weight's gradient comes
+    from Paddle's kernel with the input's gradient switched off (:class:`_DepthwiseConv`). Backward:
+    45 → 21 ms there. The weight's gradient is bit for bit Paddle's; the input's equal to float
+    rounding (the same products summed in another order). GPU and traced graphs keep the plain op.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, bias: bool = False):
+        super().__init__(channels, channels, kernel_size, padding=(kernel_size - 1) // 2, groups=channels,
+                         bias_attr=None if bias else False)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if (not paddle.in_dynamic_mode() or not x.place.is_cpu_place() or not paddle.is_grad_enabled()
+                or x.stop_gradient):
+            return super().forward(x)
+        out = _DepthwiseConv.apply(x, self.weight, self._padding)
+        return out if self.bias is None else out + self.bias.reshape([1, -1, 1, 1])
+
+
+class _DepthwiseConv(PyLayer):
+    """Stride-1 depthwise convolution whose input gradient is the forward kernel's (:class:`DepthwiseConv2D`)."""
+
+    @staticmethod
+    def forward(ctx, x: paddle.Tensor, weight: paddle.Tensor, padding: int) -> paddle.Tensor:
+        ctx.padding = padding
+        ctx.save_for_backward(x, weight)
+        return F.conv2d(x, weight, padding=padding, groups=weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad: paddle.Tensor):
+        x, weight = ctx.saved_tensor()
+        groups = weight.shape[0]
+        x_grad = F.conv2d(grad, paddle.flip(weight, [2, 3]), padding=ctx.padding, groups=groups)
+        if weight.stop_gradient:
+            return x_grad, None
+        with paddle.enable_grad():  # the weight's gradient alone: Paddle's kernel skips the input's
+            leaf = weight.detach()
+            leaf.stop_gradient = False
+            out = F.conv2d(x.detach(), leaf, padding=ctx.padding, groups=groups)
+            (weight_grad,) = paddle.grad([out], [leaf], [grad])
+        return x_grad, weight_grad
+
+
+# Multiply-adds per output pixel up to which two GEMMs (upsample_by_matmul) beat bilinear_interp's CPU
+# kernels, forward + backward (measured on 2 cores, MKL's AVX2 path): 4x faster at 64 (the PSP's
+# 32x64 -> 64x128), 1.5x at 256 (128x256 -> 256x512), 1.2x slower at 512 (256x512 -> 512x1024).
+MATMUL_RESIZE_MAX_MACS = 320
 
 
 def resize(x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
@@ -92,16 +150,34 @@ def resize(x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
     Sizes come from the tensors, so any input size works (the references upsample by a fixed factor
     and break on sizes that are not multiples of 32).
 
-    Two formulations of the same function, equal to float rounding (tests/test_resize.py): eager
-    execution calls ``F.interpolate`` (one fast kernel); a traced graph (``paddle.jit.to_static``,
-    export) gets :func:`_resize_by_gather`, because Paddle Inference 3.3's oneDNN path cannot run the
-    exported ``bilinear_interp`` op at all ("ConvertPirAttribute2RuntimeAttribute not support
-    pir::ArrayAttribute<pir::DoubleAttribute>"). The choice is made once, while tracing, on a Python
-    bool: no shape-dependent control flow enters the graph.
+    Three formulations of the same function, equal to float rounding (tests/test_resize.py): eager
+    execution on the CPU computes it as two matrix products (:func:`upsample_by_matmul`) where that
+    costs at most :data:`MATMUL_RESIZE_MAX_MACS` multiply-adds per output pixel, since Paddle's CPU
+    ``bilinear_interp`` kernels (the gradient above all) are slow; otherwise eager execution calls
+    ``F.interpolate`` (one kernel); a traced graph (``paddle.jit.to_static``, export) gets
+    :func:`_resize_by_gather`, because Paddle Inference 3.3's oneDNN path cannot run the exported
+    ``bilinear_interp`` op at all ("ConvertPirAttribute2RuntimeAttribute not support
+    pir::ArrayAttribute<pir::DoubleAttribute>"). The choice is made on Python values (sizes of the
+    eager tensors, a bool while tracing): no shape-dependent control flow enters the graph.
     """
     if paddle.in_dynamic_mode():
-        return F.interpolate(x, size=paddle.shape(like)[2:], mode="bilinear", align_corners=True)
+        return _eager_resize(x, like)
     return _resize_by_gather(x, like)
+
+
+def _eager_resize(x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
+    # a function of its own: to_static would convert the condition into graph ops if it were inline
+    if x.place.is_cpu_place() and matmul_resize_macs(x.shape[2:], like.shape[2:]) <= MATMUL_RESIZE_MAX_MACS:
+        return upsample_by_matmul(x, like)
+    return F.interpolate(x, size=paddle.shape(like)[2:], mode="bilinear", align_corners=True)
+
+
+def matmul_resize_macs(in_size: Sequence[int], out_size: Sequence[int]) -> float:
+    """Multiply-adds per output pixel of :func:`upsample_by_matmul` from ``in_size`` (h, w) to
+    ``out_size``: ``x @ A_w^T`` costs ``in_h * in_w * out_w`` per image and channel, ``A_h @ (...)``
+    ``out_h * in_h * out_w``."""
+    (in_h, in_w), (out_h, _) = in_size, out_size
+    return in_h * in_w / out_h + in_h
 
 
 def upsample_by_matmul(x: paddle.Tensor, *likes: paddle.Tensor) -> paddle.Tensor:
@@ -116,8 +192,9 @@ def upsample_by_matmul(x: paddle.Tensor, *likes: paddle.Tensor) -> paddle.Tensor
     where the gradient kernel of bilinear_interp on CPU costs ~0.45 s for a 2x19x512x1024 output
     whatever the input size (64x128 -> 512x1024 in three steps, forward + backward on 2 cores:
     0.39 s here, 0.70 s with three F.interpolate calls, 0.54 s with one 8x call). Each output pixel
-    costs ``in_h + in_w`` multiply-adds whatever the number of steps, so it does not pay for a single
-    small factor (2x: 1.0 s vs 0.54 s). Traced graphs get :func:`resize` per step.
+    costs :func:`matmul_resize_macs` multiply-adds whatever the number of steps, so it pays from a
+    small input, not for a single 2x step of a large map; :func:`resize` chooses by that count.
+    Traced graphs get :func:`resize` per step.
     """
     if not likes:
         raise ValueError("upsample_by_matmul needs at least one tensor to take the size from")
