@@ -11,7 +11,7 @@ def test_keep_freed_memory_raises_glibcs_thresholds(monkeypatch):
 
     monkeypatch.setattr(memory.ctypes, "CDLL", lambda name: FakeLibc())
     assert memory.keep_freed_memory() is True
-    assert calls == [(-3, 1 << 30), (-1, 2 << 30)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    assert calls == [(-3, 32 << 20), (-1, 64 << 20)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
 
 
 def test_keep_freed_memory_is_a_no_op_without_glibc(monkeypatch):
