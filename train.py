@@ -54,6 +54,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--cpu_threads", type=positive_int,
                    help="CPU math threads (default: all cores, shared among ranks)")
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="fp16: AMP O1 (GPU only)")
+    p.add_argument("--recompute", action="store_true", default=None,
+                   help="recompute the model's activations in the backward pass instead of keeping them: less "
+                        "memory (a larger batch fits), more time per iteration; the gradients are the same. Also "
+                        "the config's top-level 'recompute: true' (--opts recompute=false turns that off)")
     p.add_argument("--no_shared_memory", action="store_true",
                    help="data workers pass batches without /dev/shm (Docker's small /dev/shm gives bus errors)")
     p.add_argument("--data_timeout", type=non_negative_float, default=120,
@@ -92,6 +96,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         p.error(f"argument --amp_level: needs --precision fp16 (AMP {args.amp_level} is mixed-precision training)")
     if args.amp_level is not None and args.device == "cpu":
         p.error(f"argument --amp_level: AMP {args.amp_level} needs a GPU; on the CPU train in fp32")
+    if args.recompute and args.to_static_training:
+        p.error("argument --recompute: cannot be combined with --to_static_training (it recomputes the eager "
+                "forward); use one of them")
     return args
 
 
@@ -133,7 +140,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from paddleseg.utils.device import loader_workers
 
     cfg = Config(args.config, opts=args.opts, learning_rate=args.learning_rate, batch_size=args.batch_size,
-                 iters=args.iters)
+                 iters=args.iters, recompute=args.recompute)
     save_dir = args.save_dir if args.save_dir is not None else Path("output") / args.config.stem
     num_workers, eval_num_workers = loader_workers(device, args.num_workers, args.eval_num_workers)
     opts = TrainOptions(save_dir=save_dir, device=device, do_eval=args.do_eval, use_vdl=args.use_vdl,

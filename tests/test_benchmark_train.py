@@ -82,3 +82,18 @@ def test_profile_prints_every_op_class_and_their_shares_add_up():
     assert classes["matrix-bound"]["flops"] > 1e6 and classes["memory-bound"]["bytes"] > 1e6
     assert profile["peaks"]["gemm_gflops"] > 0.1 and profile["peaks"]["bandwidth_gbs"] > 0.1
     assert {"matrix-bound", "memory-bound"} <= {o["class"] for o in profile["top_ops"]}
+
+
+def test_recompute_turns_it_on_in_ours_only_and_is_recorded():
+    """``--recompute``: our model recomputes (train.py's set-up), upstream's harness has no such option, and
+    the header and the JSON summary say so."""
+    tool = load_tool()
+    _, model = tool.ours(0.5, 10, recompute=True)
+    assert model.recompute and model.backbone.level2.recompute and model.backbone.level4[6].recompute
+    assert not tool.ours(0.5, 10)[1].recompute
+    assert "recompute" not in tool.upstream.__code__.co_varnames
+    done = run_tool("--scale", "0.5", "--height", "64", "--width", "96", "--warmup", "0", "--iters", "1",
+                    "--recompute")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].endswith("; ours with --recompute")
+    assert json.loads(done.stdout.splitlines()[-1])["recompute"] is True

@@ -63,12 +63,13 @@ def random_batch(batch_size: int, height: int, width: int, seed: int = 0):
     return paddle.to_tensor(image), paddle.to_tensor(label)
 
 
-def ours(scale: float, iters: int) -> Tuple[Step, object]:
-    from paddleseg.core.train import step
+def ours(scale: float, iters: int, recompute: bool = False) -> Tuple[Step, object]:
+    from paddleseg.core.train import TrainOptions, set_up_recompute, step
     from paddleseg.cvlibs import Config
 
-    cfg = Config(CONFIG, opts=[f"model.scale={scale}"], iters=iters)
+    cfg = Config(CONFIG, opts=[f"model.scale={scale}"], iters=iters, recompute=recompute)
     model = cfg.model
+    set_up_recompute(cfg, model, TrainOptions())  # as train() does
     losses = cfg.loss
     optimizer = cfg.optimizer
     model.train()
@@ -141,14 +142,14 @@ def set_threads(kind: str, threads: int) -> None:
 
 
 def serve(kind: str, scale: float, batch_size: int, height: int, width: int, warmup: int, threads: int = 0,
-          profile_iters: int = 0) -> None:
+          profile_iters: int = 0, recompute: bool = False) -> None:
     """The child's side: build, run the warm-up, print ``ready``; then one timed iteration (seconds
     printed) per ``step`` line on stdin; at end of input print the JSON ``{"peak_rss": bytes}``, with
     ``profile_iters`` > 0 after that many profiled steps and ``"profile"`` (tools/op_profile.py)."""
     import op_profile  # beside this file; imports nothing of the project
 
     set_threads(kind, threads)
-    run, model = FRAMEWORKS[kind](scale, SCHEDULE_ITERS)
+    run, model = FRAMEWORKS[kind](scale, SCHEDULE_ITERS, **({"recompute": True} if recompute else {}))
     image, label = random_batch(batch_size, height, width)
     mkl_cpu_type = op_profile.mkl_cpu_type()  # as MKL's first call, in the first step, sees it
     for _ in range(warmup):
@@ -175,6 +176,8 @@ class Child:
                "--warmup", str(args.warmup), "--threads", str(args.threads)]
         if profile:
             cmd += ["--profile", "--profile-iters", str(args.profile_iters)]
+        if args.recompute and kind == "ours":
+            cmd.append("--recompute")
         self.kind, self.log = kind, log
         # upstream runs outside the repository so its interpreter cannot pick up our package
         env = dict(os.environ)
@@ -257,10 +260,12 @@ def report(results: Dict[str, Dict], args: argparse.Namespace, profiles: Optiona
                        f"{r['iterations']} ({r['processes']} proc.)", r.get("mkl_debug_cpu_type") or "unset"])
     print(f"ESPNetV2 scale {args.scale}, batch {args.batch_size}x3x{args.height}x{args.width}, weighted CE on "
           f"main + auxiliary output, backward, Adam; {args.warmup} warm-up + {args.iters} timed iterations per "
-          f"process; CPU threads: {args.threads or 'each framework default (see --help)'}")
+          f"process; CPU threads: {args.threads or 'each framework default (see --help)'}"
+          f"{'; ours with --recompute' if args.recompute else ''}")
     print(table)
     summary = {"scale": args.scale, "batch_size": args.batch_size, "height": args.height, "width": args.width,
-               "warmup": args.warmup, "iters": args.iters, "rounds": args.rounds, "results": results}
+               "warmup": args.warmup, "iters": args.iters, "rounds": args.rounds, "recompute": args.recompute,
+               "results": results}
     if "ours" in results and "upstream" in results:
         summary["time_ratio"] = results["ours"]["median_s"] / results["upstream"]["median_s"]
         summary["memory_ratio"] = results["ours"]["peak_rss_mb"] / results["upstream"]["peak_rss_mb"]
@@ -298,13 +303,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="after the timed iterations, profile more steps per framework (first round only) and "
                              "print the time per op class next to its roofline floor (tools/op_profile.py)")
     parser.add_argument("--profile-iters", type=int, default=2, help="profiled steps per framework with --profile")
+    parser.add_argument("--recompute", action="store_true",
+                        help="ours recomputes activations in the backward pass (train.py --recompute); upstream "
+                             "has no such option")
     parser.add_argument("--harness", choices=sorted(FRAMEWORKS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.iters < 1 or args.warmup < 0 or args.rounds < 1 or args.profile_iters < 1:
         parser.error("--iters, --rounds and --profile-iters must be >= 1, --warmup >= 0")
     if args.harness:  # inside a child process
         serve(args.harness, args.scale, args.batch_size, args.height, args.width, args.warmup, args.threads,
-              args.profile_iters if args.profile else 0)
+              args.profile_iters if args.profile else 0, args.recompute)
         return 0
 
     frameworks = {"ours": sys.executable}

@@ -274,6 +274,7 @@ def prepare(cfg: Config, opts: TrainOptions) -> Training:
     check_flags(opts)
     paddle.seed(opts.seed)
     model = cfg.model
+    set_up_recompute(cfg, model, opts)
     train_ds = cfg.train_dataset
     val_ds = cfg.val_dataset if opts.do_eval else None
     classes = getattr(model, "num_classes", None)
@@ -296,6 +297,20 @@ def prepare(cfg: Config, opts: TrainOptions) -> Training:
     return Training(cfg, opts, model, model, cfg.optimizer, cfg.lr_scheduler, losses,
                     [f"loss_{n}" for n in output_names(outputs)],
                     train_ds, val_ds, state, world, rank, per_epoch)
+
+
+def set_up_recompute(cfg: Config, model: paddle.nn.Layer, opts: TrainOptions) -> None:
+    """The config's ``recompute`` (or ``train.py --recompute``): the model recomputes its blocks in the
+    backward pass instead of keeping their activations (its ``set_recompute``; paddleseg/models/recompute.py)."""
+    if not cfg.recompute:
+        return
+    where = cfg.origin("recompute")
+    if opts.to_static_training:
+        raise UserError(f"{where}: recompute cannot be combined with --to_static_training (it recomputes the eager "
+                        f"forward); use one of them")
+    if not hasattr(model, "set_recompute"):
+        raise ConfigError(f"{where}: the model ({type(model).__name__}) has no set_recompute, so it cannot recompute")
+    model.set_recompute(True)
 
 
 def start(t: Training, run_id: Optional[str], resume_from: Optional[Path],
@@ -348,6 +363,9 @@ def start(t: Training, run_id: Optional[str], resume_from: Optional[Path],
                                   t.rank).indices()
         logger.info("rank %d/%d reads %d of %d training images per epoch; epoch 1 starts with %s", t.rank, t.world,
                     len(shard), len(t.train_ds), t.train_ds.file_list[shard[0]][0])
+    if t.cfg.recompute:
+        logger.info("%s: %s recomputes its blocks' activations in the backward pass", t.cfg.origin("recompute"),
+                    type(t.model).__name__)
     logger.info("training %s: %d iterations, batch size %d per rank x %d rank(s), %d images, %d batches per "
                 "epoch", type(t.model).__name__, iters, t.cfg.batch_size, t.world, len(t.train_ds), t.per_epoch)
     return True
@@ -478,6 +496,7 @@ def step(model, optimizer, scaler, losses: Dict, batch: Dict, amp_level: str = "
     if scaler is not None:
         logits = [x.astype("float32") for x in logits]
     total, terms = compute_losses(losses["types"], losses["coef"], logits, labels)
+    del logits  # the loss's graph keeps what the backward pass needs; the outputs would only add to its peak
     values = [float(t) for t in terms]
     if not all(math.isfinite(v) for v in values):
         optimizer.clear_grad()

@@ -5,8 +5,9 @@
     optimizer = cfg.optimizer  # of cfg.model's parameters, driven by cfg.lr_scheduler (over cfg.iters)
 
 Every component is read the same way, as a property: ``model``, ``train_dataset``, ``val_dataset``,
-``test_dataset``, ``loss``, ``lr_scheduler``, ``optimizer``; plain values are ``iters``, ``batch_size``
-and ``test_config``.
+``test_dataset``, ``loss``, ``lr_scheduler``, ``optimizer``; plain values are ``iters``, ``batch_size``,
+``test_config`` and ``recompute`` (true: recompute activations in training's backward pass, as
+``train.py --recompute``; paddleseg/models/recompute.py).
 
 Inheritance: ``_base_`` names one file or a list of files, relative to the file that names them,
 resolved recursively. Mappings merge key by key (the including file wins), lists and scalars are
@@ -36,6 +37,7 @@ SECTIONS = {
     "loss": manager.LOSSES,
     "export": manager.TRANSFORMS,
     "test_config": None,
+    "recompute": None,
 }
 TEST_CONFIG_KEYS = ("aug_eval", "scales", "flip_horizontal", "flip_vertical", "is_slide", "crop_size", "stride")
 EXPORT_KEYS = ("transforms",)
@@ -191,12 +193,12 @@ class Config:
     Args:
         path: the YAML file.
         opts: ``key.sub=value`` overrides, applied after inheritance (values parsed as YAML).
-        learning_rate, batch_size, iters: command-line shortcuts for the same keys.
+        learning_rate, batch_size, iters, recompute: command-line shortcuts for the same keys.
     """
 
     def __init__(self, path: PathLike, opts: Optional[Sequence[str]] = None,
                  learning_rate: Optional[float] = None, batch_size: Optional[int] = None,
-                 iters: Optional[int] = None):
+                 iters: Optional[int] = None, recompute: Optional[bool] = None):
         self.path = Path(path)
         self._origins: Dict[Tuple, str] = {}
         dic = load_config(self.path, self._origins)
@@ -207,6 +209,8 @@ class Config:
             overrides.append((["batch_size"], batch_size, "--batch_size"))
         if iters is not None:
             overrides.append((["iters"], iters, "--iters"))
+        if recompute is not None:
+            overrides.append((["recompute"], recompute, "--recompute"))
         for parts, value, source in overrides:
             apply_opt(dic, parts, value, self._origins, source)
         self.dic = dic
@@ -233,6 +237,8 @@ class Config:
             value = self.dic.get(key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
                 raise ConfigError(f"{self.origin(key)}: must be a positive integer, got {value!r}")
+        if self.dic.get("recompute") is not None and not isinstance(self.dic["recompute"], bool):
+            raise ConfigError(f"{self.origin('recompute')}: must be true or false, got {self.dic['recompute']!r}")
         for key in ("model", "train_dataset", "val_dataset", "test_dataset", "optimizer", "lr_scheduler"):
             if self.dic.get(key) is not None:
                 builder.check_component(self.dic[key], key, SECTIONS[key], self.origin)
@@ -299,6 +305,11 @@ class Config:
         if "iters" not in self.dic:
             raise ConfigError(f"{self.path}: no 'iters' key (and no --iters given)")
         return self.dic["iters"]
+
+    @property
+    def recompute(self) -> bool:
+        """Recompute activations in training's backward pass (the model's ``set_recompute``)."""
+        return bool(self.dic.get("recompute", False))
 
     @property
     def test_config(self) -> Dict:

@@ -18,22 +18,24 @@ from paddleseg.checkpoint.weights import load_entire_model
 from paddleseg.cvlibs import manager
 from paddleseg.models.backbones.eespnet import (EESP, EESPNet, check_channels, check_drop_prob, check_scale,
                                                  reference_key)
-from paddleseg.models.layers import BNPReLU, ConvBNAct, concat, resize, upsample_by_matmul
+from paddleseg.models.layers import BNPReLU, ConvBNAct, DepthwiseConv2D, concat, resize, upsample_by_matmul
+from paddleseg.models.recompute import Recomputable, run
 
 
-class PSPModule(nn.Layer):
+class PSPModule(Recomputable):
     """Pyramid pooling on the level-3 map: 4 cascaded 3×3 stride-2 average pools, each followed by
     a 3×3 depthwise conv and bilinear upsampling back; the input and the 4 maps are concatenated and
-    projected by a 1×1 conv-BN-PReLU. (N, C, H, W) → (N, out, H, W)."""
+    projected by a 1×1 conv-BN-PReLU. (N, C, H, W) → (N, out, H, W). Recomputable in the backward
+    pass (:mod:`paddleseg.models.recompute`)."""
 
     def __init__(self, in_channels: int, out_channels: int, levels: int = 4):
         super().__init__()
         self.stages = nn.LayerList([
-            nn.Conv2D(in_channels, in_channels, 3, padding=1, groups=in_channels, bias_attr=False)
+            DepthwiseConv2D(in_channels, 3)
             for _ in range(levels)])
         self.project = ConvBNAct(in_channels * (levels + 1), out_channels, 1)
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+    def compute(self, x: paddle.Tensor) -> paddle.Tensor:
         pyramid = [x]
         pooled = x
         for stage in self.stages:
@@ -57,6 +59,8 @@ class ESPNetV2Head(nn.Layer):
     ``aux_logits`` is the level-3 class map upsampled as the references do, in three bilinear steps
     (to level 2's size, level 1's, the input's); both (N, classes, H, W). ``train_outputs`` declares
     that count, so the loss can be checked against it when the config is built.
+
+    :meth:`set_recompute` trades memory for time in training (``train.py --recompute``).
     """
 
     train_outputs = 2  # main logits, auxiliary (level-3) logits
@@ -74,15 +78,38 @@ class ESPNetV2Head(nn.Layer):
         self.project_l1 = nn.Sequential(nn.Dropout2D(p=drop_prob),
                                         nn.Conv2D(c1 + num_classes, num_classes, 1, bias_attr=False))
         self.num_classes = num_classes
+        self.recompute = False
+
+    def set_recompute(self, on: bool = True) -> None:
+        """Recompute blocks in the backward pass of training instead of keeping their activations
+        (:mod:`paddleseg.models.recompute`): the backbone's (:meth:`EESPNet.set_recompute`), the level-3
+        context up to the EESP unit (:meth:`context`), the PSP module on its own (in one block with the
+        unit, its backward would run beside the unit's activations made again), and the refinement with
+        levels 2 and 1 (:meth:`refine`)."""
+        self.backbone.set_recompute(on)
+        unit, psp = self.eesp_psp
+        unit.recompute = False  # inside the context block: blocks must not nest
+        psp.recompute = on
+        self.recompute = on
+
+    def context(self, out_l3: paddle.Tensor, out_l4: paddle.Tensor) -> paddle.Tensor:
+        """level 4 projected, upsampled and joined to level 3, then the EESP unit (``eesp_psp[0]``)."""
+        l4_to_l3 = resize(self.proj_l4_c(out_l4), out_l3)
+        return self.eesp_psp[0](concat([out_l3, l4_to_l3]))
+
+    def refine(self, classes_l3: paddle.Tensor, out_l2: paddle.Tensor, out_l1: paddle.Tensor) -> paddle.Tensor:
+        """The level-3 class map joined with level 2, then level 1: class scores at level 1's size."""
+        merged_l2 = self.project_l2(concat([out_l2, resize(classes_l3, out_l2)]))
+        return self.project_l1(concat([out_l1, resize(merged_l2, out_l1)]))
 
     def forward(self, x: paddle.Tensor) -> List[paddle.Tensor]:
         out_l1, out_l2, out_l3, out_l4 = self.backbone(x)
-        l4_to_l3 = resize(self.proj_l4_c(out_l4), out_l3)
-        merged_l3 = self.eesp_psp(concat([out_l3, l4_to_l3]))
+        unit, psp = self.eesp_psp
+        merged_l3 = psp(run(self, [self.proj_l4_c, unit], self.context, out_l3, out_l4))
         classes_l3 = self.act_l3(self.project_l3(merged_l3))
-        merged_l2 = self.project_l2(concat([out_l2, resize(classes_l3, out_l2)]))
-        merged_l1 = self.project_l1(concat([out_l1, resize(merged_l2, out_l1)]))
-        logits = resize(merged_l1, x)
+        # the upsampling to the input stays out of the recomputed block: run again, it would cost ~0.1 s
+        # per step (2x19x256x512 -> 512x1024 on 2 CPU cores) to save one level-1 class map
+        logits = resize(run(self, [self.project_l2, self.project_l1], self.refine, classes_l3, out_l2, out_l1), x)
         if self.training:
             # the references' hierarchical upsampling (level 3 -> 2 -> 1 -> input), as two GEMMs:
             # bilinear_interp's gradient is slow on CPU (layers.upsample_by_matmul)

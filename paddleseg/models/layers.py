@@ -120,6 +120,8 @@ class _DepthwiseConv(PyLayer):
     @staticmethod
     def forward(ctx, x: paddle.Tensor, weight: paddle.Tensor, padding: int) -> paddle.Tensor:
         ctx.padding = padding
+        # decided now: under recompute (models/recompute.py) the saved weight comes back as a new tensor
+        ctx.weight_needs_grad = not weight.stop_gradient
         ctx.save_for_backward(x, weight)
         return F.conv2d(x, weight, padding=padding, groups=weight.shape[0])
 
@@ -128,7 +130,7 @@ class _DepthwiseConv(PyLayer):
         x, weight = ctx.saved_tensor()
         groups = weight.shape[0]
         x_grad = F.conv2d(grad, paddle.flip(weight, [2, 3]), padding=ctx.padding, groups=groups)
-        if weight.stop_gradient:
+        if not ctx.weight_needs_grad:
             return x_grad, None
         with paddle.enable_grad():  # the weight's gradient alone: Paddle's kernel skips the input's
             leaf = weight.detach()

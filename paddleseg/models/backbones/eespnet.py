@@ -28,6 +28,7 @@ import paddle.nn.functional as F
 from paddleseg.checkpoint.weights import load_entire_model
 from paddleseg.cvlibs import manager
 from paddleseg.models.layers import BNPReLU, ConvBN, ConvBNAct, PReLU, concat, conv2d_same
+from paddleseg.models.recompute import Recomputable
 
 # effective kernel size of a branch -> dilation of its 3x3 depthwise convolution (paper, Fig. 3)
 KERNEL_TO_DILATION = {3: 1, 5: 2, 7: 3, 9: 4, 11: 5, 13: 6, 15: 7, 17: 8}
@@ -42,7 +43,7 @@ def branch_dilations(branches: int, kernel_size_maximum: int, dilated: bool = Tr
     return [KERNEL_TO_DILATION[k] for k in kernel_sizes]
 
 
-class EESP(nn.Layer):
+class EESP(Recomputable):
     """Extremely Efficient Spatial Pyramid unit: reduce → split → transform → merge (Section 3.1).
 
     ``reduce``: 1×1 group conv (groups = branches) to ``out/branches`` channels. ``branches``:
@@ -55,7 +56,8 @@ class EESP(nn.Layer):
     Stride-2 branches pad as 'SAME' (dilated ones as 'SAME' would with the dilation kept, so every
     branch centres its windows on the same pixels; :class:`~paddleseg.models.layers.StridedDilatedConv2D`).
 
-    Shapes: (N, in, H, W) → (N, out, ceil(H/stride), ceil(W/stride)).
+    Shapes: (N, in, H, W) → (N, out, ceil(H/stride), ceil(W/stride)). Recomputable in the backward
+    pass (:mod:`paddleseg.models.recompute`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, branches: int = 4,
@@ -73,7 +75,7 @@ class EESP(nn.Layer):
         self._act = PReLU()
         self.residual = stride == 1 and in_channels == out_channels
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+    def compute(self, x: paddle.Tensor) -> paddle.Tensor:
         reduced = self.group_conv_in(x)
         fused = [self.spp_modules[0](reduced)]
         for branch in self.spp_modules[1:]:
@@ -86,7 +88,7 @@ class EESP(nn.Layer):
         return self._act(merged)
 
 
-class DownSampler(nn.Layer):
+class DownSampler(Recomputable):
     """Strided EESP (Section 3.2, Fig. 1c): halves the resolution, widens ``in → out`` channels.
 
     A stride-2 EESP makes ``out - in`` channels and is concatenated with a 3×3 stride-2 average pool
@@ -94,7 +96,8 @@ class DownSampler(nn.Layer):
     shortcut (3×3 conv-BN-act 3→3, then 1×1 conv-BN 3→out); PReLU last.
 
     ``input_shortcut``: ``'prelu'`` (upstream PaddleSeg) or ``'relu'`` with a conv bias (the reference
-    reproduction) for the 3×3 layer of the shortcut.
+    reproduction) for the 3×3 layer of the shortcut. Recomputable in the backward pass, as a whole
+    (:mod:`paddleseg.models.recompute`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, branches: int = 4, kernel_size_maximum: int = 9,
@@ -111,7 +114,7 @@ class DownSampler(nn.Layer):
             ConvBN(in_image_channels, out_channels, 1))
         self._act = PReLU()
 
-    def forward(self, x: paddle.Tensor, image: paddle.Tensor) -> paddle.Tensor:
+    def compute(self, x: paddle.Tensor, image: paddle.Tensor) -> paddle.Tensor:
         """``image``: the network input average-pooled to this level's output size."""
         out = concat([self.avg(x), self.eesp(x)])
         return self._act(out + self.shortcut_layer(image))
@@ -227,6 +230,17 @@ class EESPNet(nn.Layer):
         self.level4 = nn.LayerList([EESP(c4, c4, kernel_size_maximum=caps[3], dilated=dilated) for _ in range(7)])
         if pretrained:
             load_entire_model(self, pretrained, key_map=backbone_keys(self))
+
+    def set_recompute(self, on: bool = True) -> None:
+        """Recompute the down-samplers (each as a whole, its strided EESP included) and the EESP units
+        in the backward pass of training instead of keeping their activations (``train.py
+        --recompute``, :mod:`paddleseg.models.recompute`). level1 is kept: it would save one level-1
+        map, and its input, the image, needs no gradient, which Paddle's recompute warns about."""
+        for down in (self.level2, self.level3_0, self.level4_0):
+            down.recompute = on
+            down.eesp.recompute = False  # inside a recomputed block: blocks must not nest
+        for unit in list(self.level3) + list(self.level4):
+            unit.recompute = on
 
     def forward(self, x: paddle.Tensor) -> List[paddle.Tensor]:
         # The image pyramid for the shortcuts takes a fixed number of pooling steps per level
