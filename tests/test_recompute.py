@@ -31,12 +31,13 @@ CASES = [(0.5, [2, 3, 64, 128]), (1.0, [1, 3, 67, 133])]
 
 
 def pair(scale: float, drop_prob: float = 0.0):
-    """The same freshly initialised model twice, in training mode; the second recomputes."""
+    """The same freshly initialised model twice, in training mode; the second recomputes every block
+    it can (the head's too)."""
     paddle.seed(0)
     plain = ESPNetV2(scale=scale, drop_prob=drop_prob)
     plain.train()
     recomputing = copy.deepcopy(plain)
-    recomputing.set_recompute(True)
+    recomputing.set_recompute(True, head=True)
     return plain, recomputing
 
 
@@ -180,7 +181,7 @@ def test_the_state_dict_keys_do_not_change(model):
 def test_recomputed_blocks_never_nest():
     """Paddle allows one pair of saved-tensor hooks at a time (paddleseg/models/recompute.py)."""
     model = ESPNetV2(scale=0.5)
-    model.set_recompute(True)
+    model.set_recompute(True, head=True)
     on = [name for name, layer in model.named_sublayers() if getattr(layer, "recompute", False)]
     head_blocks = ["proj_l4_c", "eesp_psp.0", "project_l2", "project_l1"]  # the head's context and refine
     for name in on + head_blocks:
@@ -258,3 +259,15 @@ def test_two_data_parallel_ranks_train_the_same_weights_with_recompute(tmp_path,
                                          worker_log(tmp_path / name, rank)) for rank in (0, 1)]
     (plain,) = fingerprints["plain"][0]
     assert fingerprints["plain"] == fingerprints["recomputed"] == [[plain], [plain]]
+
+
+def test_train_py_recompute_takes_the_backbone_and_head_true_adds_the_heads_blocks():
+    model = ESPNetV2(scale=0.5)
+    model.set_recompute(True)
+    on = {name for name, layer in model.named_sublayers() if getattr(layer, "recompute", False)}
+    assert {"backbone.level2", "backbone.level3_0", "backbone.level4_0", "backbone.level3.0", "backbone.level4.6"} <= on
+    assert not model.recompute and not any(name.startswith("eesp_psp") for name in on)
+    model.set_recompute(True, head=True)
+    assert model.recompute and model.eesp_psp[1].recompute
+    model.set_recompute(False)
+    assert not any(getattr(layer, "recompute", False) for _, layer in model.named_sublayers())
