@@ -172,8 +172,8 @@ def fast_and_plain_steps(monkeypatch, size, dtype):
 def test_a_training_step_computes_the_plain_formulations_losses_and_gradients(monkeypatch, size):
     """float32, as trained: the losses and every gradient but the PReLU slopes' within 1e-5 (relative,
     per tensor; in fact equal, the input gradients being bit for bit the same). A slope's gradient is
-    one sum over a whole activation map, with cancellation: ``prelu``'s float32 kernel and our float64
-    accumulation differ by its round-off, measured up to 5e-4; the float64 test below shows the
+    one sum over a whole activation map, with cancellation: ``prelu``'s kernel and ours sum in another
+    order and differ by its float32 round-off, measured up to 5e-4; the float64 test below shows the
     formulas agree."""
     (fast_terms, fast), (plain_terms, plain), slopes = fast_and_plain_steps(monkeypatch, size, "float32")
     assert np.allclose(fast_terms, plain_terms, rtol=1e-6, atol=0)
