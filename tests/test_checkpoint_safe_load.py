@@ -93,9 +93,10 @@ def test_optimizer_and_scheduler_state_round_trip(tmp_path):
     fresh = paddle.optimizer.Adam(learning_rate=fresh_scheduler, parameters=model.parameters())
     restore_optimizer_state(model, fresh, loaded)
     assert fresh_scheduler.last_epoch == 1
+    restored = optimizer_state(model, fresh)
     for key, value in optimizer_state(model, opt).items():
         if key != "LR_Scheduler":
-            np.testing.assert_array_equal(np.asarray(optimizer_state(model, fresh)[key]), np.asarray(value))
+            np.testing.assert_array_equal(np.asarray(restored[key]), np.asarray(value))
 
 
 def test_numpy_1_pickles_and_python_scalars_load(tmp_path):

@@ -217,3 +217,19 @@ def test_amp_runs_this_nets_gray_and_black_ops_in_fp16_deliberately(monkeypatch)
     batch = {"img": paddle.randn([1, 3, 32, 64]), "label": paddle.zeros([1, 32, 64], dtype="int64")}
     train_module.step(model, optimizer, Scaler(), {"types": [CrossEntropyLoss()] * 2, "coef": [1, 1]}, batch)
     assert seen["custom_white_list"] == set(train_module.AMP_FP16_OPS) and seen["level"] == "O1"
+
+
+def test_ctrl_c_during_the_backward_pass_is_raised_after_it():
+    """SIGINT inside backward (where PyLayer.backward runs Python) must come out as KeyboardInterrupt."""
+    import os
+    import signal
+
+    from paddleseg.core.train import interrupt_after_backward
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt_after_backward():
+            os.kill(os.getpid(), signal.SIGINT)
+            finished.append(True)  # the block is not cut short
+    assert finished == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -11,6 +11,8 @@ import copy
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -488,6 +490,28 @@ def continue_schedule(scheduler, state: TrainState, iters: int) -> None:
 AMP_FP16_OPS = ("depthwise_conv2d", "prelu", "pool2d", "bilinear_interp_v2")
 
 
+@contextlib.contextmanager
+def interrupt_after_backward():
+    """Hold Ctrl-C (SIGINT) until the backward pass is over, then raise it as ``KeyboardInterrupt``.
+
+    The backward pass runs Python code (the CPU fast paths' ``PyLayer.backward``, models/layers.py);
+    a ``KeyboardInterrupt`` raised there reaches the caller as a Paddle error instead, and training
+    would exit 1 without its final checkpoint. Only on the main thread with Python's own SIGINT
+    handler installed; anything else is left as it is."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
+
+
 def step(model, optimizer, scaler, losses: Dict, batch: Dict, amp_level: str = "O1") -> List[float]:
     """One optimisation step; returns the loss terms. A non-finite loss updates nothing."""
     images, labels = batch["img"], batch["label"]
@@ -501,12 +525,15 @@ def step(model, optimizer, scaler, losses: Dict, batch: Dict, amp_level: str = "
     if not all(math.isfinite(v) for v in values):
         optimizer.clear_grad()
         return values
+    with interrupt_after_backward():
+        if scaler is not None:
+            scaler.scale(total).backward()
+        else:
+            total.backward()
     if scaler is not None:
-        scaler.scale(total).backward()
         scaler.step(optimizer)
         scaler.update()
     else:
-        total.backward()
         optimizer.step()
     optimizer.clear_grad()
     return values
