@@ -1,7 +1,10 @@
 """The failed-rank monitor judges a peer's PID only where it means something: same host, same PID
 namespace, same job attempt."""
+import os
+import signal
 import subprocess
 import sys
+import time
 
 from paddleseg.utils import peer_monitor
 from paddleseg.utils.peer_monitor import find_failure, namespace
@@ -54,3 +57,47 @@ def test_the_monitor_runs_as_a_file_with_the_standard_library_only(tmp_path):
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "processes" in imported
     assert not {name.split(".")[0] for name in imported} & {"paddle", "paddleseg"}
+
+
+
+def start_rank_and_monitor(tmp_path):
+    """A stand-in rank leading its own process group, and its monitor inside that group (as a rank's
+    monitor is under paddle.distributed.launch, which stops a rank with SIGTERM to its group)."""
+    rank = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], preexec_fn=os.setpgrp)
+    monitor = subprocess.Popen([sys.executable, peer_monitor.__file__, str(tmp_path), "0", JOB, str(rank.pid)],
+                               stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.setpgid(0, rank.pid))
+    time.sleep(1.0)  # the monitor has started and ignores the signals
+    return rank, monitor
+
+
+def stop(*processes):
+    for p in processes:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_the_monitor_outlives_a_sigterm_to_its_group_and_exits_with_its_rank(tmp_path):
+    rank, monitor = start_rank_and_monitor(tmp_path)
+    try:
+        os.killpg(rank.pid, signal.SIGTERM)
+        rank.wait(timeout=30)
+        _, err = monitor.communicate(timeout=30)
+    finally:
+        stop(rank, monitor)
+    assert rank.returncode == -signal.SIGTERM
+    assert monitor.returncode == 0, err  # not -SIGTERM: it left on its own, having looked once more
+
+
+def test_a_peer_lost_just_before_the_group_is_stopped_is_still_named(tmp_path):
+    """The launcher's SIGTERM comes right after a peer vanished: the line naming it is still written."""
+    rank, monitor = start_rank_and_monitor(tmp_path)
+    lost = dead_pid()
+    try:
+        write(tmp_path / "rank_1.pid", JOB, f"{lost} {namespace()}")
+        os.killpg(rank.pid, signal.SIGTERM)
+        _, err = monitor.communicate(timeout=30)
+    finally:
+        stop(rank, monitor)
+    assert monitor.returncode == 3, err
+    assert f"error: rank 1 (pid {lost}) exited without an error report" in err

@@ -516,11 +516,13 @@ def step(model, optimizer, scaler, losses: Dict, batch: Dict, amp_level: str = "
     """One optimisation step; returns the loss terms. A non-finite loss updates nothing."""
     images, labels = batch["img"], batch["label"]
     with paddle.amp.auto_cast(enable=scaler is not None, level=amp_level, custom_white_list=set(AMP_FP16_OPS)):
-        logits = model(images)
+        logits = list(model(images))
     if scaler is not None:
         logits = [x.astype("float32") for x in logits]
-    total, terms = compute_losses(losses["types"], losses["coef"], logits, labels)
-    del logits  # the loss's graph keeps what the backward pass needs; the outputs would only add to its peak
+    # each output is dropped once its loss is computed: the loss's graph keeps what the backward pass
+    # needs, and the outputs would only add to the step's peak, which is in the losses
+    total, terms = compute_losses(losses["types"], losses["coef"], logits, labels, release=True)
+    del logits
     values = [float(t) for t in terms]
     if not all(math.isfinite(v) for v in values):
         optimizer.clear_grad()

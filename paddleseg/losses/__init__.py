@@ -32,8 +32,13 @@ def describe_outputs(count: int) -> str:
 
 
 def compute_losses(losses: Sequence, coefs: Sequence[float], logits_list: Sequence[paddle.Tensor],
-                   label: paddle.Tensor) -> Tuple[paddle.Tensor, List[paddle.Tensor]]:
+                   label: paddle.Tensor, release: bool = False) -> Tuple[paddle.Tensor, List[paddle.Tensor]]:
     """``(total, terms)``: ``terms[i] = coefs[i] * losses[i](logits_list[i], label)``, ``total = sum(terms)``.
+
+    ``release``: ``logits_list`` (then a list) gives up each output once its loss is computed (its
+    entry becomes None), so an output the backward pass does not need is freed before the next loss
+    runs: the training step's peak is during the losses (at 2x3x512x1024, both full-size outputs
+    and both softmaxes, 80 MB each, at the second loss without this; one output less with it).
 
     Raises :class:`ConfigError` when ``losses``, ``coefs`` and the model's outputs are not one per output.
     """
@@ -43,5 +48,9 @@ def compute_losses(losses: Sequence, coefs: Sequence[float], logits_list: Sequen
     if len(coefs) != len(losses):
         raise ConfigError(f"loss.coef has {len(coefs)} entries but loss.types has {len(losses)}: "
                           f"give one coefficient per loss")
-    terms = [coef * loss(logits, label) for loss, coef, logits in zip(losses, coefs, logits_list)]
+    terms = []
+    for i, (loss, coef) in enumerate(zip(losses, coefs)):
+        terms.append(coef * loss(logits_list[i], label))
+        if release:
+            logits_list[i] = None
     return paddle.add_n(terms), terms

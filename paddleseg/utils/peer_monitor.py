@@ -9,8 +9,9 @@ behind: killed, out of memory). It then prints one line naming that rank into th
 stops this rank, so the whole job ends at once. It is a separate process that imports only the
 standard library and its sibling :mod:`paddleseg.utils.processes` (by its folder, not through the
 package, which would load Paddle), so it starts in milliseconds, and it outlives this rank if the collective backend
-aborts it first (gloo aborts a rank within milliseconds of a peer's socket closing), so the log
-still says why. It exits when its rank exits.
+aborts it first (gloo aborts a rank within milliseconds of a peer's socket closing) or the launcher
+stops the rank's process group (SIGTERM and Ctrl-C are ignored here), so the log still says why. It
+exits when its rank exits.
 """
 import os
 import signal
@@ -74,6 +75,10 @@ def namespace() -> str:
 
 def main(argv) -> int:
     log_dir, rank, job, parent = Path(argv[0]), argv[1], argv[2], int(argv[3])
+    # The launcher stops a rank's whole process group (SIGTERM) as soon as it sees another rank exit, and
+    # Ctrl-C reaches the group too: the monitor outlives them to write its line (it exits with its rank)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, signal.SIG_IGN)
     while True:
         message = find_failure(log_dir, rank, job)
         if message is not None:
