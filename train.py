@@ -12,8 +12,26 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from paddleseg.utils.cli import (ArgumentParser, add_common_arguments, non_negative_float, non_negative_int,
-                                 positive_float, positive_int, run, setup_logging)
+
+def restart_with_huge_pages() -> None:
+    """Run again with glibc's huge pages for malloc, first of all (paddleseg/utils/glibc_env.py, loaded
+    by its path: importing the package would load Paddle before the restart)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent / "paddleseg" / "utils" / "glibc_env.py"
+    spec = importlib.util.spec_from_file_location("_paddleseg_glibc_env", path)
+    if spec is None or not path.is_file():
+        return
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.restart_with_huge_pages(__file__)
+
+
+if __name__ == "__main__":
+    restart_with_huge_pages()
+
+from paddleseg.utils.cli import (ArgumentParser, add_common_arguments, non_negative_float,  # noqa: E402
+                                 non_negative_int, positive_float, positive_int, run, setup_logging)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -138,9 +156,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from paddleseg.core.train import TrainOptions, train
     from paddleseg.cvlibs import Config
     from paddleseg.utils.device import loader_workers
+    from paddleseg.utils.memory import keep_freed_memory
 
     cfg = Config(args.config, opts=args.opts, learning_rate=args.learning_rate, batch_size=args.batch_size,
                  iters=args.iters, recompute=args.recompute)
+    if cfg.recompute:  # its own allocator threshold (paddleseg/utils/memory.py)
+        keep_freed_memory(recompute=True)
     save_dir = args.save_dir if args.save_dir is not None else Path("output") / args.config.stem
     num_workers, eval_num_workers = loader_workers(device, args.num_workers, args.eval_num_workers)
     opts = TrainOptions(save_dir=save_dir, device=device, do_eval=args.do_eval, use_vdl=args.use_vdl,

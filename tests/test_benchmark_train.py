@@ -84,16 +84,25 @@ def test_profile_prints_every_op_class_and_their_shares_add_up():
     assert {"matrix-bound", "memory-bound"} <= {o["class"] for o in profile["top_ops"]}
 
 
-def test_recompute_turns_it_on_in_ours_only_and_is_recorded():
-    """``--recompute``: our model recomputes (train.py's set-up), upstream's harness has no such option, and
-    the header and the JSON summary say so."""
+def test_recompute_adds_ours_recomputing_beside_ours_and_reports_their_ratios():
+    """``--recompute``: a third process, our model recomputing (train.py's set-up) stepped in turn with
+    ours without it; the header, the table and the JSON summary say so, with the paired ratios."""
     tool = load_tool()
     _, model = tool.ours(0.5, 10, recompute=True)
     assert model.backbone.level2.recompute and model.backbone.level4[6].recompute  # train.py's set: the backbone
-    assert not tool.ours(0.5, 10)[1].recompute
+    assert not tool.ours(0.5, 10)[1].recompute and tool.FRAMEWORKS["ours-recompute"](0.5, 10)[1].recompute_refine
     assert "recompute" not in tool.upstream.__code__.co_varnames
-    done = run_tool("--scale", "0.5", "--height", "64", "--width", "96", "--warmup", "0", "--iters", "1",
+    done = run_tool("--scale", "0.5", "--height", "64", "--width", "96", "--warmup", "0", "--iters", "2",
                     "--recompute")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0].endswith("; ours with --recompute")
-    assert json.loads(done.stdout.splitlines()[-1])["recompute"] is True
+    lines = done.stdout.splitlines()
+    assert lines[0].endswith("; ours-recompute: train.py --recompute")
+    rows = {line.split("|")[1].strip() for line in lines if line.startswith("|")}
+    assert {"ours", "ours-recompute"} <= rows and "upstream" not in rows
+    summary = json.loads(lines[-1])
+    assert summary["recompute"] is True and set(summary["results"]) == {"ours", "ours-recompute"}
+    plain, recomputing = summary["results"]["ours"], summary["results"]["ours-recompute"]
+    assert summary["recompute_memory_ratio"] == pytest.approx(recomputing["peak_rss_mb"] / plain["peak_rss_mb"])
+    expected = float(np.median([r / o for o, r in zip(plain["times"], recomputing["times"])]))
+    assert summary["recompute_time_ratio"] == pytest.approx(expected)
+    assert any(line.startswith("ours-recompute / ours: time ") for line in lines)

@@ -3,6 +3,8 @@
 Tolerance: float32 log-softmax over <= 19 classes vs a float64 NumPy reference agrees to ~1e-6
 relative; we allow 1e-5.
 """
+import weakref
+
 import numpy as np
 import paddle
 import pytest
@@ -181,6 +183,28 @@ def test_compute_losses_weights_each_output_with_its_coefficient():
     expected = [_numpy_ce(logits, label), 0.4 * _numpy_ce(aux, label, [1, 2, 3, 4, 5])]
     np.testing.assert_allclose([float(t) for t in terms], expected, rtol=RTOL)
     np.testing.assert_allclose(float(total), sum(expected), rtol=RTOL)
+
+
+def test_compute_losses_with_release_gives_up_each_output_and_the_same_losses_and_gradients():
+    """The training step passes ``release=True``: an output is dropped once its loss is computed (its
+    memory goes before the next loss runs), and nothing else changes."""
+    logits, label = _sample(seed=9)
+    aux, _ = _sample(seed=10)
+    results = []
+    for release in (False, True):
+        inputs = [paddle.to_tensor(logits, stop_gradient=False), paddle.to_tensor(aux, stop_gradient=False)]
+        outputs = [x * 2 for x in inputs]  # non-leaf outputs, as a model's are
+        watched = [weakref.ref(o) for o in outputs]
+        total, terms = compute_losses([CrossEntropyLoss(), CrossEntropyLoss(weight=[1, 2, 3, 4, 5])], [1.0, 0.4],
+                                      outputs, paddle.to_tensor(label), release=release)
+        assert outputs == ([None, None] if release else outputs)
+        assert all(w() is None for w in watched) == release  # freed: only the list held them
+        total.backward()
+        results.append(([float(t) for t in terms], [x.grad.numpy() for x in inputs]))
+    (terms_kept, grads_kept), (terms_released, grads_released) = results
+    assert terms_kept == terms_released
+    for a, b in zip(grads_kept, grads_released):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_compute_losses_rejects_one_loss_for_two_outputs():

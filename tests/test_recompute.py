@@ -30,14 +30,14 @@ GRADIENT_RTOL = 1e-6
 CASES = [(0.5, [2, 3, 64, 128]), (1.0, [1, 3, 67, 133])]
 
 
-def pair(scale: float, drop_prob: float = 0.0):
+def pair(scale: float, drop_prob: float = 0.0, head: bool = True):
     """The same freshly initialised model twice, in training mode; the second recomputes every block
-    it can (the head's too)."""
+    it can (with ``head=False``: train.py --recompute's set)."""
     paddle.seed(0)
     plain = ESPNetV2(scale=scale, drop_prob=drop_prob)
     plain.train()
     recomputing = copy.deepcopy(plain)
-    recomputing.set_recompute(True, head=True)
+    recomputing.set_recompute(True, head=head)
     return plain, recomputing
 
 
@@ -261,13 +261,30 @@ def test_two_data_parallel_ranks_train_the_same_weights_with_recompute(tmp_path,
     assert fingerprints["plain"] == fingerprints["recomputed"] == [[plain], [plain]]
 
 
-def test_train_py_recompute_takes_the_backbone_and_head_true_adds_the_heads_blocks():
+def test_train_py_recompute_takes_the_backbone_and_refinement_and_head_true_adds_context_and_psp():
     model = ESPNetV2(scale=0.5)
     model.set_recompute(True)
     on = {name for name, layer in model.named_sublayers() if getattr(layer, "recompute", False)}
     assert {"backbone.level2", "backbone.level3_0", "backbone.level4_0", "backbone.level3.0", "backbone.level4.6"} <= on
+    assert model.recompute_refine
     assert not model.recompute and not any(name.startswith("eesp_psp") for name in on)
     model.set_recompute(True, head=True)
-    assert model.recompute and model.eesp_psp[1].recompute
+    assert model.recompute and model.recompute_refine and model.eesp_psp[1].recompute
     model.set_recompute(False)
+    assert not model.recompute_refine
     assert not any(getattr(layer, "recompute", False) for _, layer in model.named_sublayers())
+
+
+def test_train_py_recomputes_set_gives_the_same_gradients_and_runs_the_refinement_again(monkeypatch):
+    plain, recomputing = pair(1.0, drop_prob=0.3, head=False)
+    calls = []
+    real = recompute_module.paddle_recompute
+    monkeypatch.setattr(recompute_module, "paddle_recompute", lambda *a, **k: calls.append(1) or real(*a, **k))
+    image, label = batch([1, 3, 67, 133])
+    outputs, losses = forward_backward(plain, image, label)
+    outputs_r, losses_r = forward_backward(recomputing, image, label)
+    assert len(calls) == 3 + 3 + 7 + 1  # down-samplers, level-3 and level-4 units; the refinement
+    assert losses_r == losses
+    for a, b in zip(outputs, outputs_r):
+        np.testing.assert_array_equal(a, b)
+    assert_same_gradients(plain, recomputing)

@@ -18,16 +18,22 @@ warm-up iterations are left out. Median and p90 are over all timed iterations of
 paired ratio is the median of ours/upstream over neighbouring iterations. ``--rounds R`` repeats this
 with fresh processes; peak RSS is the largest of a framework's processes.
 
+``--recompute`` adds a third process, ours with train.py --recompute (its blocks, its allocator
+threshold), stepped in turn with ours without it, and prints its paired time ratio and its peak RSS
+ratio to ours. Our processes start as train.py restarts itself, with glibc's huge pages for malloc
+(paddleseg/utils/glibc_env.py).
+
 ``--profile`` then has each process of the first round, one after the other, profile
 ``--profile-iters`` more steps and send back the CPU time of every op; the parent prints where the
 step's time goes per op class (matrix-bound, memory-bound, optimizer, other) and per top op, ours
 beside upstream, and each class's roofline floor on this machine. How the ops are classified and
 the floors estimated: tools/op_profile.py.
 
-This file is also the child: ``--harness ours|upstream`` serves timed iterations on stdin/stdout and
+This file is also the child: ``--harness ours|ours-recompute|upstream`` serves timed iterations on stdin/stdout and
 must not import this project at module level (upstream's interpreter runs it).
 """
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -118,7 +124,8 @@ def upstream(scale: float, iters: int) -> Tuple[Step, object]:
     return run, model
 
 
-FRAMEWORKS = {"ours": ours, "upstream": upstream}
+FRAMEWORKS = {"ours": ours, "ours-recompute": lambda scale, iters: ours(scale, iters, recompute=True),
+              "upstream": upstream}
 
 
 def peak_rss_bytes() -> int:
@@ -130,26 +137,26 @@ def set_threads(kind: str, threads: int) -> None:
     runs: ours all cores, upstream paddle's own (OMP_NUM_THREADS=1, set on import)."""
     import paddle
 
-    if kind == "ours":
+    if kind.startswith("ours"):
         from paddleseg.utils.device import set_device
         from paddleseg.utils.memory import keep_freed_memory
 
         set_device("cpu", threads or None)
-        keep_freed_memory()  # as train() does
+        keep_freed_memory(recompute=kind == "ours-recompute")  # as train.py does
     elif threads:
         # upstream's environment cannot import this package's compatibility module
         paddle.base.core.set_num_threads(threads)
 
 
 def serve(kind: str, scale: float, batch_size: int, height: int, width: int, warmup: int, threads: int = 0,
-          profile_iters: int = 0, recompute: bool = False) -> None:
+          profile_iters: int = 0) -> None:
     """The child's side: build, run the warm-up, print ``ready``; then one timed iteration (seconds
     printed) per ``step`` line on stdin; at end of input print the JSON ``{"peak_rss": bytes}``, with
     ``profile_iters`` > 0 after that many profiled steps and ``"profile"`` (tools/op_profile.py)."""
     import op_profile  # beside this file; imports nothing of the project
 
     set_threads(kind, threads)
-    run, model = FRAMEWORKS[kind](scale, SCHEDULE_ITERS, **({"recompute": True} if recompute else {}))
+    run, model = FRAMEWORKS[kind](scale, SCHEDULE_ITERS)
     image, label = random_batch(batch_size, height, width)
     mkl_cpu_type = op_profile.mkl_cpu_type()  # as MKL's first call, in the first step, sees it
     for _ in range(warmup):
@@ -176,13 +183,15 @@ class Child:
                "--warmup", str(args.warmup), "--threads", str(args.threads)]
         if profile:
             cmd += ["--profile", "--profile-iters", str(args.profile_iters)]
-        if args.recompute and kind == "ours":
-            cmd.append("--recompute")
         self.kind, self.log = kind, log
         # upstream runs outside the repository so its interpreter cannot pick up our package
         env = dict(os.environ)
         if kind == "upstream" and args.upstream_mkl_avx2:
             env.setdefault("MKL_DEBUG_CPU_TYPE", "5")  # what ours sets for itself on AMD CPUs
+        if kind.startswith("ours"):  # started as train.py restarts itself: glibc's huge pages for malloc
+            from paddleseg.utils.glibc_env import environment_with_huge_pages
+
+            env = environment_with_huge_pages(env) or env
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
                                         cwd="/" if kind == "upstream" else ROOT, env=env)
 
@@ -216,9 +225,9 @@ def measure_round(pythons: Dict[str, str], args: argparse.Namespace, profile: bo
     """One process per framework, all alive at once; their timed iterations alternate (ours, upstream,
     upstream, ours, ...) so a change in the background load hits every framework alike. With
     ``profile``, each then profiles in turn, the other one idle."""
-    with tempfile.TemporaryFile("w+") as log_a, tempfile.TemporaryFile("w+") as log_b:
-        children = [Child(python, kind, args, log, profile)
-                    for (kind, python), log in zip(pythons.items(), (log_a, log_b))]
+    with contextlib.ExitStack() as stack:
+        children = [Child(python, kind, args, stack.enter_context(tempfile.TemporaryFile("w+")), profile)
+                    for kind, python in pythons.items()]
         try:
             for child in children:
                 child.ready()
@@ -261,7 +270,7 @@ def report(results: Dict[str, Dict], args: argparse.Namespace, profiles: Optiona
     print(f"ESPNetV2 scale {args.scale}, batch {args.batch_size}x3x{args.height}x{args.width}, weighted CE on "
           f"main + auxiliary output, backward, Adam; {args.warmup} warm-up + {args.iters} timed iterations per "
           f"process; CPU threads: {args.threads or 'each framework default (see --help)'}"
-          f"{'; ours with --recompute' if args.recompute else ''}")
+          f"{'; ours-recompute: train.py --recompute' if args.recompute else ''}")
     print(table)
     summary = {"scale": args.scale, "batch_size": args.batch_size, "height": args.height, "width": args.width,
                "warmup": args.warmup, "iters": args.iters, "rounds": args.rounds, "recompute": args.recompute,
@@ -274,6 +283,13 @@ def report(results: Dict[str, Dict], args: argparse.Namespace, profiles: Optiona
         print(f"ours / upstream: time {summary['time_ratio']:.2f}x (medians), "
               f"{summary['paired_time_ratio']:.2f}x (median of paired iterations), "
               f"peak RSS {summary['memory_ratio']:.2f}x")
+    if "ours-recompute" in results:
+        plain, recomputing = results["ours"], results["ours-recompute"]
+        summary["recompute_time_ratio"] = statistics.median(
+            [r / o for o, r in zip(plain["times"], recomputing["times"])])
+        summary["recompute_memory_ratio"] = recomputing["peak_rss_mb"] / plain["peak_rss_mb"]
+        print(f"ours-recompute / ours: time {summary['recompute_time_ratio']:.2f}x (median of paired iterations), "
+              f"peak RSS {summary['recompute_memory_ratio']:.2f}x")
     if profiles:
         from op_profile import report_profiles  # beside this file
 
@@ -304,18 +320,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              "print the time per op class next to its roofline floor (tools/op_profile.py)")
     parser.add_argument("--profile-iters", type=int, default=2, help="profiled steps per framework with --profile")
     parser.add_argument("--recompute", action="store_true",
-                        help="ours recomputes activations in the backward pass (train.py --recompute); upstream "
-                             "has no such option")
+                        help="also ours recomputing activations in the backward pass (train.py --recompute), "
+                             "stepped in turn with ours without it; upstream has no such option")
     parser.add_argument("--harness", choices=sorted(FRAMEWORKS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.iters < 1 or args.warmup < 0 or args.rounds < 1 or args.profile_iters < 1:
         parser.error("--iters, --rounds and --profile-iters must be >= 1, --warmup >= 0")
     if args.harness:  # inside a child process
         serve(args.harness, args.scale, args.batch_size, args.height, args.width, args.warmup, args.threads,
-              args.profile_iters if args.profile else 0, args.recompute)
+              args.profile_iters if args.profile else 0)
         return 0
 
     frameworks = {"ours": sys.executable}
+    if args.recompute:
+        frameworks["ours-recompute"] = sys.executable
     if args.upstream_python:
         if not Path(args.upstream_python).is_file():
             from paddleseg.errors import UserError

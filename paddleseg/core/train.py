@@ -37,6 +37,7 @@ from paddleseg.errors import CheckpointError, ConfigError, UserError
 from paddleseg.losses import compute_losses, output_names
 from paddleseg.utils.cityscapes_labels import class_names
 from paddleseg.utils.device import check_precision
+from paddleseg.utils.memory import trim_before_peak
 
 logger = logging.getLogger(__name__)
 
@@ -519,6 +520,7 @@ def step(model, optimizer, scaler, losses: Dict, batch: Dict, amp_level: str = "
         logits = list(model(images))
     if scaler is not None:
         logits = [x.astype("float32") for x in logits]
+    trim_before_peak()  # with --recompute (paddleseg/utils/memory.py)
     # each output is dropped once its loss is computed: the loss's graph keeps what the backward pass
     # needs, and the outputs would only add to the step's peak, which is in the losses
     total, terms = compute_losses(losses["types"], losses["coef"], logits, labels, release=True)

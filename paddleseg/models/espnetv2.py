@@ -78,22 +78,25 @@ class ESPNetV2Head(nn.Layer):
         self.project_l1 = nn.Sequential(nn.Dropout2D(p=drop_prob),
                                         nn.Conv2D(c1 + num_classes, num_classes, 1, bias_attr=False))
         self.num_classes = num_classes
-        self.recompute = False
+        self.recompute = False  # the context block (set_recompute)
+        self.recompute_refine = False
 
     def set_recompute(self, on: bool = True, head: bool = False) -> None:
         """Recompute blocks in the backward pass of training instead of keeping their activations
         (:mod:`paddleseg.models.recompute`): the backbone's down-samplers and EESP units
-        (:meth:`EESPNet.set_recompute`), and with ``head`` also the level-3 context up to the EESP unit
-        (:meth:`context`), the PSP module on its own (in one block with the unit, its backward would run
-        beside the unit's activations made again) and the refinement with levels 2 and 1
-        (:meth:`refine`). ``train.py --recompute`` takes the backbone alone: measured at s=2.0,
-        2x3x512x1024 on 2 CPU cores (glibc hugetlb, 8 MB kept; README), the head adds 1.23x the step
-        time to save another 240 MB."""
+        (:meth:`EESPNet.set_recompute`) and the refinement with levels 2 and 1 (:meth:`refine`: 1x1
+        convolutions on wide maps, much memory for little compute); with ``head`` also the level-3
+        context up to the EESP unit (:meth:`context`) and the PSP module on its own (in one block with
+        the unit, its backward would run beside the unit's activations made again). ``train.py
+        --recompute`` takes the first set: measured at s=2.0, 2x3x512x1024 on 2 CPU cores (paired with
+        the default run, glibc huge pages on, README), the refinement saves ~75 MB for no measurable
+        time, while the context and PSP add 1.23x the step time to save another 240 MB."""
         self.backbone.set_recompute(on)
         unit, psp = self.eesp_psp
         unit.recompute = False  # inside the context block: blocks must not nest
         psp.recompute = on and head
         self.recompute = on and head
+        self.recompute_refine = on
 
     def context(self, out_l3: paddle.Tensor, out_l4: paddle.Tensor) -> paddle.Tensor:
         """level 4 projected, upsampled and joined to level 3, then the EESP unit (``eesp_psp[0]``)."""
@@ -112,7 +115,8 @@ class ESPNetV2Head(nn.Layer):
         classes_l3 = self.act_l3(self.project_l3(merged_l3))
         # the upsampling to the input stays out of the recomputed block: run again, it would cost ~0.1 s
         # per step (2x19x256x512 -> 512x1024 on 2 CPU cores) to save one level-1 class map
-        logits = resize(run(self, [self.project_l2, self.project_l1], self.refine, classes_l3, out_l2, out_l1), x)
+        logits = resize(run(self, [self.project_l2, self.project_l1], self.refine, classes_l3, out_l2, out_l1,
+                            switch="recompute_refine"), x)
         if self.training:
             # the references' hierarchical upsampling (level 3 -> 2 -> 1 -> input), as two GEMMs:
             # bilinear_interp's gradient is slow on CPU (layers.upsample_by_matmul)

@@ -46,16 +46,18 @@ class Recomputable(nn.Layer):
         raise NotImplementedError
 
 
-def applies(owner: nn.Layer) -> bool:
-    """Whether ``owner``'s blocks are recomputed in this forward: its ``recompute`` switch is on, and
-    this is an eager training-mode forward with gradients on."""
-    return owner.recompute and owner.training and paddle.is_grad_enabled() and paddle.in_dynamic_mode()
+def applies(owner: nn.Layer, switch: str = "recompute") -> bool:
+    """Whether ``owner``'s blocks are recomputed in this forward: its ``switch`` attribute (by default
+    ``recompute``) is on, and this is an eager training-mode forward with gradients on."""
+    return (getattr(owner, switch) and owner.training and paddle.is_grad_enabled()
+            and paddle.in_dynamic_mode())
 
 
-def run(owner: nn.Layer, layers: Sequence[nn.Layer], function: Callable, *inputs: paddle.Tensor):
-    """``function(*inputs)``, recomputed in the backward pass when :func:`applies` to ``owner``
-    (``layers``: as for :func:`recompute`)."""
-    return recompute(layers, function, *inputs) if applies(owner) else function(*inputs)
+def run(owner: nn.Layer, layers: Sequence[nn.Layer], function: Callable, *inputs: paddle.Tensor,
+        switch: str = "recompute"):
+    """``function(*inputs)``, recomputed in the backward pass when :func:`applies` to ``owner`` and
+    ``switch`` (``layers``: as for :func:`recompute`)."""
+    return recompute(layers, function, *inputs) if applies(owner, switch) else function(*inputs)
 
 
 def recompute(layers: Sequence[nn.Layer], function: Callable, *inputs: paddle.Tensor):

@@ -13,19 +13,29 @@ noise) and 2534 MB; a fixed 16 MB 7.43 s and 2278 MB. At 32 MB the maps of the l
 reused and the few full-resolution ones (logits, softmax: 80 MB each) are mapped per step. A fixed
 value also stops glibc's own threshold from growing (up to 32 MB) while training runs.
 
-``PADDLESEG_MALLOC_KEEP_MB`` sets another threshold. A small one is cheap only when mapped memory
-comes in huge pages, which glibc does when the process starts with
-``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (transparent huge pages on request): with ``--recompute``,
-8 MB and that tunable gave 1466 MB at 6.59 s per step against 1818 MB at 6.07 s with the default
-(9.98 s at 8 MB without the tunable). See the README's ``--recompute`` section.
+With ``--recompute`` the threshold is 16 MB when the process runs with glibc's huge pages for malloc
+(``glibc.malloc.hugetlb=1``, which train.py turns on for itself: paddleseg/utils/glibc_env.py): a
+block mapped fresh each step then costs a fault per 2 MB, and the heap holds fewer freed blocks at
+the step's peak. Measured (tools/benchmark_train.py --recompute, paired with the default run): 0.58x
+the default's peak RSS at 1.16x its time, against 0.65x at 1.16x with 32 MB. Without huge pages a
+smaller threshold is slow (8 MB: 1.5x the time of 32 MB) and recompute keeps 32 MB.
+
+With ``--recompute`` the training step also returns the heap's free pages to the system
+(``malloc_trim``) after the model's forward pass: the step's peak is in the losses that follow, and
+the blocks the forward freed would count there. Measured the same way: 1395 -> 1316 MB, with no
+measurable time (the pages come back as the backward pass needs them). Without ``--recompute`` it is
+not done: 130-180 MB less, but 0.1-0.3 s more per step (the default keeps its time).
+
+``PADDLESEG_MALLOC_KEEP_MB`` sets another threshold (a whole number of MB, at least 1).
 """
 import ctypes
 import ctypes.util
 import logging
 import os
-from typing import Mapping, Optional
+from typing import Callable, List, Mapping, Optional
 
 from paddleseg.errors import UserError
+from paddleseg.utils.glibc_env import huge_pages_on
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +43,12 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 # Blocks up to this size stay in the heap for reuse; larger ones are mapped fresh and unmapped on free.
 KEEP_MB_VARIABLE = "PADDLESEG_MALLOC_KEEP_MB"
 _DEFAULT_KEEP_MB = 32
+_RECOMPUTE_KEEP_MB = 16  # with huge pages on
 
 
-def keep_freed_memory() -> bool:
-    """Ask glibc to serve and keep large blocks in the heap; False where that is not glibc."""
+def keep_freed_memory(recompute: bool = False) -> bool:
+    """Ask glibc to serve and keep blocks up to :func:`keep_bytes` in the heap; False where that is
+    not glibc. May be called again (train.py does once the config says whether it recomputes)."""
     name = ctypes.util.find_library("c")
     if not name:
         return False
@@ -45,18 +57,33 @@ def keep_freed_memory() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
         return False
-    keep = keep_bytes()
+    keep = keep_bytes(recompute=recompute)
     ok = mallopt(_M_MMAP_THRESHOLD, keep) == 1 and mallopt(_M_TRIM_THRESHOLD, 2 * keep) == 1
     logger.debug("glibc keeps freed blocks up to %d MB: %s", keep >> 20, ok)
+    _trim.clear()
+    if recompute:
+        _trim.append(libc.malloc_trim)
     return bool(ok)
 
 
-def keep_bytes(environ: Optional[Mapping[str, str]] = None) -> int:
-    """The threshold in bytes: ``PADDLESEG_MALLOC_KEEP_MB`` (a whole number of MB, at least 1) or 32 MB."""
+_trim: List[Callable] = []  # glibc's malloc_trim while recomputing (keep_freed_memory)
+
+
+def trim_before_peak() -> None:
+    """With ``keep_freed_memory(recompute=True)``: hand the heap's free pages back to the system now,
+    else nothing. The training step calls it between the model's forward pass and the losses, where
+    its peak is: the forward's freed blocks would otherwise still count there (module docstring)."""
+    for trim in _trim:
+        trim(0)
+
+
+def keep_bytes(environ: Optional[Mapping[str, str]] = None, recompute: bool = False) -> int:
+    """The threshold in bytes: ``PADDLESEG_MALLOC_KEEP_MB`` (at least 1), else 16 MB when recomputing with
+    glibc's huge pages on, else 32 MB (module docstring)."""
     environ = os.environ if environ is None else environ
     text = environ.get(KEEP_MB_VARIABLE)
     if text is None:
-        return _DEFAULT_KEEP_MB << 20
+        return (_RECOMPUTE_KEEP_MB if recompute and huge_pages_on(environ) else _DEFAULT_KEEP_MB) << 20
     try:
         megabytes = int(text)
     except ValueError:
