@@ -22,8 +22,11 @@ from fault_helpers import PYTHON, hidden, train_args
 def test_sigint_writes_a_final_checkpoint_at_the_current_iteration(tmp_path, tiny_cityscapes):
     config = write_train_config(tmp_path / "cfg.yml", tiny_cityscapes, iters=500)
     out = tmp_path / "out"
+    # Ctrl-C's default action even when the tests run in a background job (nohup, `&`), whose SIGINT
+    # is ignored and would be inherited
     proc = subprocess.Popen([PYTHON, str(REPO / "train.py"), *train_args(config, out, "--skip_data_check")],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:  # wait until it has trained a few iterations
