@@ -19,9 +19,9 @@ def restart_with_huge_pages() -> None:
     import importlib.util
 
     path = Path(__file__).resolve().parent / "paddleseg" / "utils" / "glibc_env.py"
-    spec = importlib.util.spec_from_file_location("_paddleseg_glibc_env", path)
-    if spec is None or not path.is_file():
+    if not path.is_file():
         return
+    spec = importlib.util.spec_from_file_location("_paddleseg_glibc_env", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.restart_with_huge_pages(__file__)
@@ -132,19 +132,18 @@ def profiler_options(text: str):
 
 def set_up_process(device: str, cpu_threads: Optional[int], deterministic: bool = False) -> str:
     """What belongs to the whole process, set once here and never by library code: console logging,
-    the device and CPU threads, ``--deterministic``'s Paddle flags, glibc's allocator thresholds, and on
-    several ranks the failed-rank monitor. Returns the device (``--device auto`` resolved)."""
+    the device and CPU threads, ``--deterministic``'s Paddle flags, and on several ranks the
+    failed-rank monitor. Returns the device (``--device auto`` resolved). glibc's allocator thresholds
+    are set by :func:`main` once the config says whether the run recomputes."""
     import paddle
 
     from paddleseg.utils.device import set_deterministic, set_device
     from paddleseg.utils.distributed import start_watchdog
-    from paddleseg.utils.memory import keep_freed_memory
 
     setup_logging()
     device = set_device(device, cpu_threads)
     if deterministic:
         set_deterministic(device)
-    keep_freed_memory()
     if paddle.distributed.get_world_size() > 1:
         start_watchdog()
     return device
@@ -160,8 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     cfg = Config(args.config, opts=args.opts, learning_rate=args.learning_rate, batch_size=args.batch_size,
                  iters=args.iters, recompute=args.recompute)
-    if cfg.recompute:  # its own allocator threshold (paddleseg/utils/memory.py)
-        keep_freed_memory(recompute=True)
+    keep_freed_memory(recompute=cfg.recompute)  # recompute has its own threshold (paddleseg/utils/memory.py)
     save_dir = args.save_dir if args.save_dir is not None else Path("output") / args.config.stem
     num_workers, eval_num_workers = loader_workers(device, args.num_workers, args.eval_num_workers)
     opts = TrainOptions(save_dir=save_dir, device=device, do_eval=args.do_eval, use_vdl=args.use_vdl,

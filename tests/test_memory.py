@@ -56,7 +56,7 @@ def test_only_the_recomputing_set_up_trims_the_heap_before_the_peak(monkeypatch)
         memory.trim_before_peak()
         assert calls == [("malloc_trim", 0)]
     finally:
-        memory._trim.clear()
+        memory._malloc_trim = None
 
 
 def test_the_training_step_trims_between_the_forward_pass_and_the_losses(monkeypatch):

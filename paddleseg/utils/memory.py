@@ -32,7 +32,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
-from typing import Callable, List, Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 from paddleseg.errors import UserError
 from paddleseg.utils.glibc_env import huge_pages_on
@@ -60,21 +60,20 @@ def keep_freed_memory(recompute: bool = False) -> bool:
     keep = keep_bytes(recompute=recompute)
     ok = mallopt(_M_MMAP_THRESHOLD, keep) == 1 and mallopt(_M_TRIM_THRESHOLD, 2 * keep) == 1
     logger.debug("glibc keeps freed blocks up to %d MB: %s", keep >> 20, ok)
-    _trim.clear()
-    if recompute:
-        _trim.append(libc.malloc_trim)
+    global _malloc_trim
+    _malloc_trim = libc.malloc_trim if recompute else None
     return bool(ok)
 
 
-_trim: List[Callable] = []  # glibc's malloc_trim while recomputing (keep_freed_memory)
+_malloc_trim: Optional[Callable[[int], int]] = None  # glibc's, while recomputing (keep_freed_memory)
 
 
 def trim_before_peak() -> None:
     """With ``keep_freed_memory(recompute=True)``: hand the heap's free pages back to the system now,
     else nothing. The training step calls it between the model's forward pass and the losses, where
     its peak is: the forward's freed blocks would otherwise still count there (module docstring)."""
-    for trim in _trim:
-        trim(0)
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def keep_bytes(environ: Optional[Mapping[str, str]] = None, recompute: bool = False) -> int:
