@@ -109,7 +109,7 @@ def test_the_users_own_warning_settings_win():
     """The filters come after the interpreter's: ``-W`` (or PYTHONWARNINGS) still shows everything."""
     if shutil.which("ccache"):
         pytest.skip("ccache is installed here, so Paddle has no ccache notice to show")
-    done = subprocess.run([sys.executable, "-W", "always::UserWarning", "-c", "import paddleseg"], capture_output=True,
+    done = subprocess.run([sys.executable, "-W", "always::UserWarning", "-c", "import paddleseg, paddle"], capture_output=True,
                           text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0 and "No ccache found" in done.stderr
 

@@ -9,15 +9,39 @@ building and validating arguments is :mod:`paddleseg.cvlibs.builder`'s job.
     class MyModel(nn.Layer): ...
 """
 import difflib
+import importlib
 from typing import Callable, Dict, Iterator, List, Optional
+
+# The packages whose modules register the project's components. They import Paddle, so they are
+# imported when a project registry is first looked up, not when ``paddleseg`` is imported: the
+# deployment package (``paddleseg.deploy``) must import without Paddle.
+COMPONENT_PACKAGES = ("paddleseg.models", "paddleseg.losses", "paddleseg.optimizers", "paddleseg.datasets",
+                      "paddleseg.transforms")
+_loaded = False
+
+
+def load_components() -> None:
+    """Import every package that registers components (once; later calls do nothing)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True  # first: lookups made while these modules import see what is registered so far
+    for package in COMPONENT_PACKAGES:
+        importlib.import_module(package)
 
 
 class Registry:
     """A strict name → component map: a name is registered once, an unknown name is an error."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, loader: Optional[Callable[[], None]] = None):
         self.name = name
         self._components: Dict[str, Callable] = {}
+        self._loader = loader  # fills the registry before its first lookup (the project's registries)
+
+    def _table(self) -> Dict[str, Callable]:
+        if self._loader is not None:
+            self._loader()
+        return self._components
 
     def add_component(self, component: Callable = None, *, name: Optional[str] = None):
         """Register ``component`` under ``name`` (default: its ``__name__``).
@@ -35,23 +59,23 @@ class Registry:
         return component
 
     def __contains__(self, name: str) -> bool:
-        return name in self._components
+        return name in self._table()
 
     def __getitem__(self, name: str) -> Callable:
-        if name not in self._components:
+        if name not in self._table():
             raise KeyError(self.unknown_message(name))
         return self._components[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._components))
+        return iter(sorted(self._table()))
 
     @property
     def names(self) -> List[str]:
-        return sorted(self._components)
+        return sorted(self._table())
 
     def closest(self, name: str) -> List[str]:
         """Registered names that look like ``name`` (for 'did you mean' messages)."""
-        lowered = {n.lower(): n for n in self._components}
+        lowered = {n.lower(): n for n in self._table()}
         hits = difflib.get_close_matches(str(name).lower(), list(lowered), n=3, cutoff=0.5)
         return [lowered[h] for h in hits]
 
@@ -64,12 +88,12 @@ class Registry:
         return f"Registry({self.name}: {', '.join(self.names)})"
 
 
-MODELS = Registry("model")
-BACKBONES = Registry("backbone")
-DATASETS = Registry("dataset")
-TRANSFORMS = Registry("transform")
-LOSSES = Registry("loss")
-OPTIMIZERS = Registry("optimizer")
-LR_SCHEDULERS = Registry("lr_scheduler")
+MODELS = Registry("model", load_components)
+BACKBONES = Registry("backbone", load_components)
+DATASETS = Registry("dataset", load_components)
+TRANSFORMS = Registry("transform", load_components)
+LOSSES = Registry("loss", load_components)
+OPTIMIZERS = Registry("optimizer", load_components)
+LR_SCHEDULERS = Registry("lr_scheduler", load_components)
 
 ALL = (MODELS, BACKBONES, DATASETS, TRANSFORMS, LOSSES, OPTIMIZERS, LR_SCHEDULERS)
