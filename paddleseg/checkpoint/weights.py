@@ -18,6 +18,7 @@ import paddle
 from paddleseg.checkpoint import released
 from paddleseg.checkpoint.safe_load import safe_load
 from paddleseg.errors import CheckpointError
+from paddleseg.utils.regular_file import describe_kind
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ def resolve_weights_path(path: Union[str, Path]) -> Path:
     if path.is_dir():
         path = path / MODEL_FILE
     if not path.is_file():
+        if path.exists():  # a FIFO, a device (/dev/zero), a socket
+            raise CheckpointError(f"{path}: is {describe_kind(path.stat().st_mode)}, not a checkpoint file")
         raise CheckpointError(f"{path}: checkpoint file not found{released.name_hint(text)}")
     return path
 
@@ -89,6 +92,26 @@ def read_state_dict(path: Union[str, Path]) -> Dict[str, np.ndarray]:
     return state
 
 
+def check_weight(source: Union[str, Path], key: str, value: object, shape: Tuple[int, ...],
+                 dtype: np.dtype) -> np.ndarray:
+    """``value`` as an array of ``dtype`` for the model weight ``key`` of ``shape``, or a CheckpointError
+    naming ``source`` and ``key``: it must be a floating-point array of that shape with finite values
+    (an ``int``, a string, a bool or complex array, NaN or inf would load as garbage or fail inside
+    Paddle). Half and double precision are converted, as PyTorch's ``load_state_dict`` does."""
+    where = f"{source}: weight '{key}'"
+    if not isinstance(value, np.ndarray):
+        raise CheckpointError(f"{where} is a {type(value).__name__}, not an array")
+    if value.dtype.kind != "f":
+        raise CheckpointError(f"{where} has the dtype {value.dtype}; weights are floating-point numbers")
+    if tuple(value.shape) != tuple(shape):
+        raise CheckpointError(f"{where} has shape {list(value.shape)}, the model's is {list(shape)}")
+    if not np.isfinite(value).all():
+        bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+        raise CheckpointError(f"{where} holds {bad} NaN or infinite value(s) (a diverged training run?); "
+                              f"the model would predict garbage")
+    return value.astype(dtype, copy=False)
+
+
 def _format_hint(file_keys: List[str], model_keys: List[str]) -> str:
     """Name the likely cause when the file is the other released format."""
     def flavour(keys):
@@ -102,6 +125,12 @@ def _format_hint(file_keys: List[str], model_keys: List[str]) -> str:
     if theirs and ours and theirs != ours:
         return f" The file is in the format of {theirs}; the config builds {ours}."
     return ""
+
+
+def _numpy_dtype(tensor: paddle.Tensor) -> np.dtype:
+    """The NumPy dtype of a model tensor (float32 for the models here; bfloat16 has no NumPy dtype)."""
+    name = str(tensor.dtype).replace("paddle.", "")
+    return np.dtype(name) if name in ("float16", "float32", "float64") else np.dtype("float32")
 
 
 def load_entire_model(model: paddle.nn.Layer, path: Union[str, Path], strict: bool = True,
@@ -132,11 +161,11 @@ def load_entire_model(model: paddle.nn.Layer, path: Union[str, Path], strict: bo
             report.missing.append(key)
             continue
         value = state[key]
-        shape = tuple(value.shape)
-        if shape != tuple(target.shape):
+        shape = tuple(getattr(value, "shape", ()))
+        if isinstance(value, np.ndarray) and shape != tuple(target.shape):
             report.mismatched.append((key, shape, tuple(target.shape)))
             continue
-        usable[key] = value
+        usable[key] = check_weight(file, key, value, tuple(target.shape), _numpy_dtype(target))
     report.unexpected = [k for k in state if k not in own]
     report.loaded = list(usable)
     if not report.complete:

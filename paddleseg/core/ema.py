@@ -21,6 +21,7 @@ from typing import Dict
 import numpy as np
 import paddle
 
+from paddleseg.checkpoint.weights import check_weight
 from paddleseg.errors import CheckpointError
 
 DEFAULT_DECAY = 0.99  # PaddleSeg 2.8's ema_decay
@@ -71,8 +72,5 @@ class ModelEMA:
             raise CheckpointError(f"{source}: the EMA weights do not fit this model (missing {missing[:3]}, "
                                   f"unexpected {extra[:3]})")
         for name, value in ours.items():
-            saved = np.asarray(state[name])
-            if tuple(saved.shape) != tuple(value.shape):
-                raise CheckpointError(f"{source}: EMA weight {name} has shape {list(saved.shape)}, the model's is "
-                                      f"{list(value.shape)}")
-            value.set_value(saved.astype(value.numpy().dtype, copy=False))
+            saved = check_weight(f"{source} (EMA)", name, state[name], tuple(value.shape), value.numpy().dtype)
+            value.set_value(saved)

@@ -59,3 +59,24 @@ def assert_user_error(done: subprocess.CompletedProcess, *fragments: str) -> str
 
 def hidden(folder: Path) -> Sequence[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+HEADROOM = 1 << 30
+
+
+def memory_limit(preload: str) -> str:
+    """Hook: import ``preload`` (what the script imports anyway), then cap the address space at the
+    current size plus HEADROOM; report the peak resident memory on exit."""
+    return f"""
+import atexit, resource, sys
+import {preload}
+def _status(key):
+    return int(next(l for l in open('/proc/self/status') if l.startswith(key)).split()[1]) * 1024
+_limit = _status('VmSize:') + {HEADROOM}
+resource.setrlimit(resource.RLIMIT_AS, (_limit, _limit))
+atexit.register(lambda: print(f'peak_rss={{_status("VmHWM:")}} limit={{_limit}}', file=sys.stderr))
+"""
+
+
+def peak_rss(stderr: str) -> int:
+    return int(stderr.rsplit("peak_rss=", 1)[1].split()[0])

@@ -13,30 +13,9 @@ import pytest
 from paddleseg.models import ESPNetV2
 
 from conftest import write_train_config
-from fault_helpers import assert_user_error, run_with_fault
+from fault_helpers import assert_user_error, memory_limit, peak_rss, run_with_fault
 from test_io import write_png_bomb
 from test_tools_infer import tiny_onnx_export
-
-HEADROOM = 1 << 30
-
-
-def memory_limit(preload: str) -> str:
-    """Hook: import ``preload`` (what the script imports anyway), then cap the address space at the
-    current size plus HEADROOM; report the peak resident memory on exit."""
-    return f"""
-import atexit, resource, sys
-import {preload}
-def _status(key):
-    return int(next(l for l in open('/proc/self/status') if l.startswith(key)).split()[1]) * 1024
-_limit = _status('VmSize:') + {HEADROOM}
-resource.setrlimit(resource.RLIMIT_AS, (_limit, _limit))
-atexit.register(lambda: print(f'peak_rss={{_status("VmHWM:")}} limit={{_limit}}', file=sys.stderr))
-"""
-
-
-def peak_rss(stderr: str) -> int:
-    return int(stderr.rsplit("peak_rss=", 1)[1].split()[0])
-
 
 def write_photos(folder):
     folder.mkdir(parents=True)
@@ -63,7 +42,7 @@ def test_predict_skips_the_bomb_within_bounded_memory_and_predicts_the_rest(tmp_
     photos = tmp_path / "photos"
     write_photos(photos)
     config = write_train_config(tmp_path / "cfg.yml", tiny_cityscapes)
-    done = run_with_fault(memory_limit("paddleseg"), "predict.py", "--config", config, "--model_path", weights,
+    done = run_with_fault(memory_limit("paddleseg, paddle"), "predict.py", "--config", config, "--model_path", weights,
                           "--image_path", photos, "--save_dir", tmp_path / "out", "--cpu_threads", "1",
                           cwd=tmp_path, timeout=120)
     assert done.returncode == 3, done.stderr[-3000:]
@@ -96,7 +75,7 @@ def bombed_dataset(tmp_path, tiny_cityscapes):
 def test_val_fails_naming_the_bomb_within_bounded_memory(tmp_path, tiny_cityscapes, weights):
     root, bomb = bombed_dataset(tmp_path, tiny_cityscapes)
     config = write_train_config(tmp_path / "cfg.yml", root)
-    done = run_with_fault(memory_limit("paddleseg"), "val.py", "--config", config, "--model_path", weights,
+    done = run_with_fault(memory_limit("paddleseg, paddle"), "val.py", "--config", config, "--model_path", weights,
                           "--cpu_threads", "1", cwd=tmp_path, timeout=120)
     assert_user_error(done, f"error: {bomb}: image of 400000000 pixels is above the limit of 178956970 pixels")
     assert "mIoU=" not in done.stdout
@@ -104,7 +83,7 @@ def test_val_fails_naming_the_bomb_within_bounded_memory(tmp_path, tiny_cityscap
 
 def test_check_dataset_lists_the_bomb_within_bounded_memory(tmp_path, tiny_cityscapes):
     root, bomb = bombed_dataset(tmp_path, tiny_cityscapes)
-    done = run_with_fault(memory_limit("paddleseg"), "tools/check_dataset.py", "--cityscapes", root,
+    done = run_with_fault(memory_limit("paddleseg, paddle"), "tools/check_dataset.py", "--cityscapes", root,
                           "--modes", "val", "--workers", "1", cwd=tmp_path, timeout=120)
     assert done.returncode == 2, done.stderr[-3000:]
     assert f"val: {bomb}: image of 400000000 pixels is above the limit" in done.stdout
