@@ -114,3 +114,24 @@ def test_max_pixels_sets_the_limit_both_ways(tmp_path, bomb, rng):
 
 def test_the_default_limit_is_pillows_decompression_bomb_error_threshold():
     assert io.MAX_PIXELS == 2 * Image.MAX_IMAGE_PIXELS == 178_956_970
+
+
+@pytest.mark.parametrize("name", ["label.png", "label.jpg"])
+def test_a_jpeg_label_is_refused_whatever_its_name(tmp_path, rng, name):
+    """JPEG invents class ids at edges (here ids 11-14 appear in a 0..10 label): a label's format is read
+    from its content, so a JPEG named .png is refused too."""
+    label = np.kron(rng.integers(0, 11, (16, 24)), np.ones((5, 5), dtype=np.int64)).astype(np.uint8)
+    path = tmp_path / name
+    Image.fromarray(label).save(path, format="JPEG", quality=90)
+    decoded = np.asarray(Image.open(path))
+    assert (decoded != label).mean() > 0.01 and decoded.max() > 10  # what training would have learned from
+    named = ", though the file is named .png" if name.endswith(".png") else ""
+    with pytest.raises(DatasetError, match=f"{name}: the label image is stored as JPEG{named}: lossy compression"):
+        read_label(path)
+
+
+def test_lossless_label_formats_still_read(tmp_path, rng):
+    label = rng.integers(0, 19, (20, 30)).astype(np.uint8)
+    for name in ("a.bmp", "a.tif", "a.png"):
+        Image.fromarray(label).save(tmp_path / name)
+        np.testing.assert_array_equal(read_label(tmp_path / name), label)

@@ -98,6 +98,35 @@ def read_image(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS) -> np.nda
     return img
 
 
+def _webp_is_lossy(im: Image.Image) -> bool:
+    """A WebP file is lossless when its image chunk is ``VP8L``, lossy when it is ``VP8 `` (after an
+    optional ``VP8X`` header and ``ALPH`` chunk)."""
+    fp = getattr(im, "fp", None)
+    if fp is None:
+        return True
+    position = fp.tell()
+    try:
+        fp.seek(12)
+        head = fp.read(4096)
+    finally:
+        fp.seek(position)
+    lossless, lossy = head.find(b"VP8L"), head.find(b"VP8 ")
+    return lossy >= 0 and (lossless < 0 or lossy < lossless)
+
+
+def lossy_format(im: Image.Image) -> Optional[str]:
+    """The name of ``im``'s file format if it compresses lossily (JPEG, lossy WebP, JPEG-in-TIFF), else
+    None. What a label file is, is read from its content, not its name."""
+    fmt = im.format or ""
+    if fmt in ("JPEG", "MPO", "JPEG2000"):
+        return fmt
+    if fmt == "WEBP" and _webp_is_lossy(im):
+        return "lossy WebP"
+    if fmt == "TIFF" and str(im.info.get("compression", "")).lower().startswith("jpeg"):
+        return "JPEG-compressed TIFF"
+    return None
+
+
 def read_label(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS) -> np.ndarray:
     """A label file as a uint8 array (H, W) of class ids; palette PNGs give their indices, not colours.
 
@@ -110,6 +139,12 @@ def read_label(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS) -> np.nda
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked above
             with Image.open(path) as im:
+                lossy = lossy_format(im)
+                if lossy:
+                    named = f", though the file is named {Path(path).suffix}" if Path(path).suffix.lower() in (
+                        ".png", ".bmp", ".tif", ".tiff") else ""
+                    raise DatasetError(f"{path}: the label image is stored as {lossy}{named}: lossy compression "
+                                       f"changes class ids near every edge and invents new ones; save labels as PNG")
                 if im.mode not in ("L", "P"):
                     raise DatasetError(f"{path}: a label must be a single-channel 8-bit image (mode L or P), "
                                        f"got mode {im.mode}")

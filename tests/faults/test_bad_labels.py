@@ -31,3 +31,17 @@ def test_a_label_value_of_100_is_named_with_its_file(tmp_path, tiny_cityscapes, 
     error = assert_user_error(done, "label values outside 0..18 and 255: 100 (25 px)")
     assert error.startswith(f"error: {bad}: ")
     assert "IndexError" not in done.stderr
+
+
+def test_check_dataset_and_training_refuse_a_jpeg_label_named_png(tmp_path, tiny_cityscapes):
+    """Issue: label content saved as JPEG under a .png name passed every check while 20% of its pixels
+    changed. Both the data check and training name the file now."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_cityscapes, root)
+    path = sorted((root / "gtFine" / "train").glob("*/*_gtFine_labelTrainIds.png"))[1]
+    Image.open(path).save(path, format="JPEG", quality=75)
+    config = write_train_config(tmp_path / "cfg.yml", root)
+    checked = run_script("tools/check_dataset.py", "--config", config, cwd=tmp_path)
+    assert checked.returncode == 2 and f"{path}: the label image is stored as JPEG" in checked.stdout + checked.stderr
+    done = run_script("train.py", *train_args(config, tmp_path / "out", "--iters", "2"), cwd=tmp_path)
+    assert_user_error(done, f"{path}: the label image is stored as JPEG, though the file is named .png")
