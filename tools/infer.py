@@ -60,6 +60,8 @@ import numpy as np
 import yaml
 from PIL import Image, UnidentifiedImageError
 
+from paddleseg.utils import yaml_io  # standard library and PyYAML only: imports no Paddle
+
 logger = logging.getLogger("infer")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -106,9 +108,13 @@ def load_deploy(deploy_file: Path) -> dict:
     if not deploy_file.is_file():
         raise DeployError(f"{deploy_file}: not found (is {model_dir} a folder written by export.py?)")
     try:
-        deploy = (yaml.safe_load(deploy_file.read_text(encoding="utf-8")) or {}).get("Deploy")
+        deploy = (yaml_io.load_file(deploy_file) or {}).get("Deploy")
+    except yaml_io.YAMLLimitError as e:  # an alias bomb, a recursive or too deep structure
+        raise DeployError(f"{deploy_file}{yaml_io.position(e)}: refused: {yaml_io.problem(e)}") from e
     except (yaml.YAMLError, AttributeError, UnicodeDecodeError) as e:
         raise DeployError(f"{deploy_file}: not an export's deploy.yaml ({one_line(e)})") from e
+    except OSError as e:  # not a regular file, larger than a deploy.yaml can be, unreadable
+        raise DeployError(f"{deploy_file}: cannot be read ({e.strerror or e})") from e
     if not isinstance(deploy, dict):
         raise DeployError(f"{deploy_file}: no 'Deploy' section")
     named = [deploy.get("model"), deploy.get("params")] + ([deploy["onnx"]] if deploy.get("onnx") else [])

@@ -10,10 +10,13 @@ Every component is read the same way, as a property: ``model``, ``train_dataset`
 ``train.py --recompute``; paddleseg/models/recompute.py).
 
 Inheritance: ``_base_`` names one file or a list of files, relative to the file that names them,
-resolved recursively. Mappings merge key by key (the including file wins), lists and scalars are
-replaced, and ``_inherited_: False`` inside a mapping replaces the base's mapping instead of merging.
-The whole config is validated when it is loaded, before any data is read or model built; every error
-names the file that set the offending key, the key path and the closest valid names.
+resolved recursively; a file named several times (a base shared by two files) is read once. Mappings
+merge key by key (the including file wins), lists and scalars are replaced, and ``_inherited_: False``
+inside a mapping replaces the base's mapping instead of merging. Every file and ``--opts`` value is
+read within :mod:`paddleseg.utils.yaml_io`'s bounds (a regular file of at most 1 MB, 100 levels of
+nesting, aliases expanding to at most 100,000 values). The whole config is validated when it is
+loaded, before any data is read or model built; every error names the file that set the offending
+key, the key path and the closest valid names.
 """
 import copy
 from pathlib import Path
@@ -23,6 +26,8 @@ import yaml
 
 from paddleseg.cvlibs import builder, manager
 from paddleseg.errors import ConfigError
+from paddleseg.utils import yaml_io
+from paddleseg.utils.regular_file import NotRegularFileError
 
 # Top-level key → the registry its component(s) come from (None: plain values).
 SECTIONS = {
@@ -50,13 +55,19 @@ PathLike = Union[str, Path]
 # Loading: files, inheritance, overrides. Each key path remembers which file (or --opts) set it.
 # ----------------------------------------------------------------------------------------------
 def _read_yaml(path: Path, included_from: Optional[str]) -> Dict:
-    if not path.is_file():
-        where = f"{included_from}: _base_" if included_from else "config"
-        raise ConfigError(f"{where}: file not found: {path}")
+    """The mapping in ``path``, read with the bounds of :mod:`paddleseg.utils.yaml_io` (size, nesting,
+    alias expansion); a FIFO, a device or a folder is refused before it is read."""
+    where = f"{included_from}: _base_" if included_from else "config"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml_io.load_file(path)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{where}: file not found: {path}") from e
+    except NotRegularFileError as e:
+        raise ConfigError(f"{where}: {e}") from e
+    except yaml_io.YAMLLimitError as e:
+        raise ConfigError(f"{path}{yaml_io.position(e)}: refused: {yaml_io.problem(e)}") from e
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}{_yaml_position(e)}: not valid YAML: {_yaml_problem(e)}") from e
+        raise ConfigError(f"{path}{yaml_io.position(e)}: not valid YAML: {yaml_io.problem(e)}") from e
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot be read: {e}") from e
     if data is None:
@@ -66,23 +77,20 @@ def _read_yaml(path: Path, included_from: Optional[str]) -> Dict:
     return data
 
 
-def _yaml_position(error: yaml.YAMLError) -> str:
-    """':line:column' of a YAML error (1-based), or '' when PyYAML gives no position."""
-    mark = getattr(error, "problem_mark", None)
-    return f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+Origins = Dict[Tuple, str]  # key path -> the file (or command-line flag) that set its value
 
 
-def _yaml_problem(error: yaml.YAMLError) -> str:
-    """PyYAML's explanation on one line, without its multi-line excerpt of the file."""
-    parts = [getattr(error, "context", None), getattr(error, "problem", None)]
-    text = ", ".join(p for p in parts if p) or str(error)
-    return " ".join(text.split())
+def _origin_of(origins: Origins, path: Tuple) -> Optional[str]:
+    """Who set ``path``: the entry of its longest prefix in ``origins``."""
+    for n in range(len(path), 0, -1):
+        if path[:n] in origins:
+            return origins[path[:n]]
+    return None
 
 
-def _merge(base: Dict, child: Dict, origins: Optional[Dict[Tuple, str]], source: str,
-           prefix: Tuple = ()) -> Dict:
-    """``child`` over ``base``; records ``source`` as the origin of every key ``child`` sets
-    (``origins=None``: the caller has recorded them already)."""
+def _merge(base: Dict, child: Dict, origins: Origins, source: Union[str, Origins], prefix: Tuple = ()) -> Dict:
+    """``child`` over ``base``, as a new mapping. Records in ``origins`` who set each value ``child``
+    sets: ``source`` is the file ``child`` was read from, or the origins of a merged ``_base_`` file."""
     if child.get("_inherited_", True) is False:
         base = {}
         _forget(origins, prefix, keep_prefix=True)
@@ -95,20 +103,28 @@ def _merge(base: Dict, child: Dict, origins: Optional[Dict[Tuple, str]], source:
             merged[key] = _merge(merged[key], value, origins, source, path)
         else:
             merged[key] = _strip_inherited(value)
-            if origins is not None:
-                _forget(origins, path)
-                origins[path] = source
+            _record(origins, path, source)
     return merged
 
 
-def _forget(origins: Optional[Dict[Tuple, str]], prefix: Tuple, keep_prefix: bool = False) -> None:
-    if origins is None:
+def _record(origins: Origins, path: Tuple, source: Union[str, Origins]) -> None:
+    _forget(origins, path)
+    if isinstance(source, str):
+        origins[path] = source
         return
+    here = _origin_of(source, path)
+    if here is not None:
+        origins[path] = here
+    origins.update((k, v) for k, v in source.items() if len(k) > len(path) and k[: len(path)] == path)
+
+
+def _forget(origins: Origins, prefix: Tuple, keep_prefix: bool = False) -> None:
     for key in [k for k in origins if k[: len(prefix)] == prefix and not (keep_prefix and k == prefix)]:
         del origins[key]
 
 
 def _strip_inherited(value: Any) -> Any:
+    """A copy of ``value`` without ``_inherited_`` keys (yaml_io has bounded its expanded size and depth)."""
     if isinstance(value, dict):
         return {k: _strip_inherited(v) for k, v in value.items() if k != "_inherited_"}
     if isinstance(value, list):
@@ -116,25 +132,46 @@ def _strip_inherited(value: Any) -> Any:
     return value
 
 
-def load_config(path: PathLike, origins: Optional[Dict[Tuple, str]] = None,
-                _chain: Tuple[Path, ...] = ()) -> Dict:
-    """Read ``path`` with its ``_base_`` files merged in. ``origins`` collects key path → file."""
-    path = Path(path)
+def load_config(path: PathLike, origins: Optional[Origins] = None) -> Dict:
+    """Read ``path`` with its ``_base_`` files merged in. ``origins`` collects key path → file.
+
+    Each file is read and merged once however often it is named (a base shared by several files, or
+    listed twice); its merged result is reused."""
+    merged, found = _load(Path(path), (), {})
+    if origins is not None:
+        origins.update(found)
+    return merged
+
+
+def _load(path: Path, chain: Tuple[Path, ...], loaded: Dict[Path, Tuple[Dict, Origins]]) -> Tuple[Dict, Origins]:
+    """``path`` merged over its bases, and who set each key; ``loaded`` holds the files merged so far
+    (by resolved path), ``chain`` the files that include this one."""
     resolved = path.resolve()
-    if resolved in _chain:
-        cycle = " -> ".join(str(p) for p in _chain + (resolved,))
-        raise ConfigError(f"{_chain[-1]}: _base_ cycle: {cycle}")
-    origins = {} if origins is None else origins
-    data = _read_yaml(path, str(_chain[-1]) if _chain else None)
+    if resolved in chain:
+        cycle = " -> ".join(str(p) for p in chain + (resolved,))
+        raise ConfigError(f"{chain[-1]}: _base_ cycle: {cycle}")
+    if resolved in loaded:
+        return loaded[resolved]
+    data = _read_yaml(path, str(chain[-1]) if chain else None)
     bases = data.pop("_base_", [])
     bases = [bases] if isinstance(bases, str) else bases
     if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
         raise ConfigError(f"{path}: _base_ must be a file path or a list of file paths, got {bases!r}")
     merged: Dict = {}
-    for base in bases:
-        # the base's own load records where each of its keys came from
-        merged = _merge(merged, load_config(path.parent / base, origins, _chain + (resolved,)), None, base)
-    return _merge(merged, data, origins, str(path))
+    origins: Origins = {}
+    for base in _last_mentions([path.parent / b for b in bases]):
+        base_dict, base_origins = _load(base, chain + (resolved,), loaded)
+        merged = _merge(merged, base_dict, origins, base_origins)
+    loaded[resolved] = _merge(merged, data, origins, str(path)), origins
+    return loaded[resolved]
+
+
+def _last_mentions(bases: List[Path]) -> List[Path]:
+    """``bases`` without the earlier mentions of a file named twice: merging a file again overrides
+    every key its earlier merge set, so only its last mention counts (and each is merged once)."""
+    resolved = [b.resolve() for b in bases]
+    last = {r: i for i, r in enumerate(resolved)}
+    return [b for i, (b, r) in enumerate(zip(bases, resolved)) if last[r] == i]
 
 
 def parse_opts(opts: Sequence[str]) -> List[Tuple[List[str], Any]]:
@@ -148,14 +185,16 @@ def parse_opts(opts: Sequence[str]) -> List[Tuple[List[str], Any]]:
         if not all(parts):
             raise ConfigError(f"--opts: '{opt}' has an empty key part")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            value = yaml_io.load(text) if text.strip() else None
+        except yaml_io.YAMLLimitError as e:
+            raise ConfigError(f"--opts: the value of '{key}' is refused: {yaml_io.problem(e)}") from e
         except yaml.YAMLError as e:
-            raise ConfigError(f"--opts: the value of '{key}' is not valid YAML: {_yaml_problem(e)}") from e
+            raise ConfigError(f"--opts: the value of '{key}' is not valid YAML: {yaml_io.problem(e)}") from e
         parsed.append((parts, value))
     return parsed
 
 
-def apply_opt(dic: Dict, parts: List[str], value: Any, origins: Dict[Tuple, str], source: str = "--opts") -> None:
+def apply_opt(dic: Dict, parts: List[str], value: Any, origins: Origins, source: str = "--opts") -> None:
     """Set ``dic[parts[0]][parts[1]]... = value``; a numeric part indexes a list. ``source`` (the
     command-line flag) is recorded as the origin of the key."""
     node: Any = dic

@@ -15,7 +15,9 @@ from typing import List, Sequence, Union
 import yaml
 
 from paddleseg.errors import ConfigError
+from paddleseg.utils import yaml_io
 from paddleseg.utils.atomic import atomic_write_text
+from paddleseg.utils.regular_file import read_text
 
 _TYPE_LINE = re.compile(r"^(?P<indent>\s*(?:-\s+)?)type:\s*CrossEntropyLoss\s*(#.*)?$")
 
@@ -65,9 +67,11 @@ def write_weights_to_config(config_path: Union[str, Path], weights: Sequence[flo
     and its target is rewritten). On any error the file is unchanged."""
     path = Path(config_path)
     try:
-        text = path.read_text(encoding="utf-8")
-        original = yaml.safe_load(text) or {}
-    except (OSError, yaml.YAMLError) as e:
+        text = read_text(path, yaml_io.MAX_BYTES)
+        original = yaml_io.load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}{yaml_io.position(e)}: cannot read the config: {yaml_io.problem(e)}") from e
+    except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read the config: {e}") from e
     values = [round(float(w), decimals) for w in weights]
     flow = "[" + ", ".join(f"{v:.{decimals}f}" for v in values) + "]"
@@ -97,7 +101,7 @@ def write_weights_to_config(config_path: Union[str, Path], weights: Sequence[flo
         raise ConfigError(f"{path}: no 'type: CrossEntropyLoss' entry in this file (loss.types); add one, or "
                           f"run on the file that defines the loss (it may come from a _base_ file)")
     new_text = "".join(out)
-    check_unchanged_but_weights(path, original, yaml.safe_load(new_text), values)
+    check_unchanged_but_weights(path, original, yaml_io.load(new_text), values)
     try:
         atomic_write_text(path, new_text)
     except OSError as e:
