@@ -12,26 +12,17 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-
-def restart_with_huge_pages() -> None:
-    """Run again with glibc's huge pages for malloc, first of all (paddleseg/utils/glibc_env.py, loaded
-    by its path: importing the package would load Paddle before the restart)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parent / "paddleseg" / "utils" / "glibc_env.py"
-    if not path.is_file():
-        return
-    spec = importlib.util.spec_from_file_location("_paddleseg_glibc_env", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.restart_with_huge_pages(__file__)
-
-
-if __name__ == "__main__":
-    restart_with_huge_pages()
-
-from paddleseg.utils.cli import (ArgumentParser, add_common_arguments, non_negative_float,  # noqa: E402
-                                 non_negative_int, positive_float, positive_int, run, setup_logging)
+from paddleseg.core.training.options import OptionError, TrainOptions
+from paddleseg.utils.cli import (
+    ArgumentParser,
+    add_common_arguments,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run,
+    setup_logging,
+)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -78,9 +69,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         "the config's top-level 'recompute: true' (--opts recompute=false turns that off)")
     p.add_argument("--no_shared_memory", action="store_true",
                    help="data workers pass batches without /dev/shm (Docker's small /dev/shm gives bus errors)")
-    p.add_argument("--data_timeout", type=non_negative_float, default=120,
+    p.add_argument("--data_timeout", type=non_negative_float,
                    help="with --num_workers: fail, naming the samples being read, when no batch arrives for this "
-                        "many seconds (default %(default)s; 0: no limit)")
+                        "many seconds (default: 120, paddleseg/datasets/loader.py; 0: no limit)")
     p.add_argument("--allow_batch_change", action="store_true",
                    help="resume a checkpoint at another batch size or number of ranks (refused by default: it "
                         "changes the global batch under the same schedule)")
@@ -108,15 +99,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                             "the summary table to the log")
     add_common_arguments(p)
     args = p.parse_args(argv)
-    if args.early_stop_intervals is not None and not args.do_eval:
-        p.error("argument --early_stop_intervals: needs --do_eval (it counts evaluations without a better mIoU)")
-    if args.amp_level is not None and args.precision != "fp16":
-        p.error(f"argument --amp_level: needs --precision fp16 (AMP {args.amp_level} is mixed-precision training)")
-    if args.amp_level is not None and args.device == "cpu":
-        p.error(f"argument --amp_level: AMP {args.amp_level} needs a GPU; on the CPU train in fp32")
-    if args.recompute and args.to_static_training:
-        p.error("argument --recompute: cannot be combined with --to_static_training (it recomputes the eager "
-                "forward); use one of them")
+    try:  # the rules between flags (the config's recompute and the resolved device: again in train())
+        TrainOptions.from_args(args).validate("--recompute: recompute" if args.recompute else None)
+    except OptionError as e:
+        p.error(f"argument {e.flag}: {e.problem}")
     return args
 
 
@@ -131,19 +117,21 @@ def profiler_options(text: str):
 
 
 def set_up_process(device: str, cpu_threads: Optional[int], deterministic: bool = False) -> str:
-    """What belongs to the whole process, set once here and never by library code: console logging,
-    the device and CPU threads, ``--deterministic``'s Paddle flags, and on several ranks the
-    failed-rank monitor. Returns the device (``--device auto`` resolved). glibc's allocator thresholds
-    are set by :func:`main` once the config says whether the run recomputes."""
+    """What belongs to the whole process, set once here and never by library code: the device and CPU
+    threads, ``--deterministic``'s Paddle flags, SIGTERM handled like Ctrl-C (exit 143 after the final
+    checkpoint), and on several ranks the failed-rank monitor. Returns the device (``--device auto``
+    resolved). glibc's allocator is set before, by :func:`main`, once the config says whether the run
+    recomputes (it may start train.py again)."""
     import paddle
 
     from paddleseg.utils.device import set_deterministic, set_device
     from paddleseg.utils.distributed import start_watchdog
+    from paddleseg.utils.signals import install_sigterm_handler
 
-    setup_logging()
     device = set_device(device, cpu_threads)
     if deterministic:
         set_deterministic(device)
+    install_sigterm_handler()
     if paddle.distributed.get_world_size() > 1:
         start_watchdog()
     return device
@@ -151,28 +139,16 @@ def set_up_process(device: str, cpu_threads: Optional[int], deterministic: bool 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    device = set_up_process(args.device, args.cpu_threads, args.deterministic)
-    from paddleseg.core.train import TrainOptions, train
+    setup_logging()
+    from paddleseg.core.training.loop import train
     from paddleseg.cvlibs import Config
-    from paddleseg.utils.device import loader_workers
-    from paddleseg.utils.memory import keep_freed_memory
+    from paddleseg.utils.memory import set_up_allocator
 
     cfg = Config(args.config, opts=args.opts, learning_rate=args.learning_rate, batch_size=args.batch_size,
                  iters=args.iters, recompute=args.recompute)
-    keep_freed_memory(recompute=cfg.recompute)  # recompute has its own threshold (paddleseg/utils/memory.py)
-    save_dir = args.save_dir if args.save_dir is not None else Path("output") / args.config.stem
-    num_workers, eval_num_workers = loader_workers(device, args.num_workers, args.eval_num_workers)
-    opts = TrainOptions(save_dir=save_dir, device=device, do_eval=args.do_eval, use_vdl=args.use_vdl,
-                        log_iters=args.log_iters, save_interval=args.save_interval, resume_model=args.resume_model,
-                        keep_checkpoint_max=args.keep_checkpoint_max, num_workers=num_workers,
-                        eval_num_workers=eval_num_workers, seed=args.seed, precision=args.precision,
-                        use_shared_memory=not args.no_shared_memory,
-                        data_timeout=args.data_timeout, cpu_threads=args.cpu_threads, check_data=not args.skip_data_check,
-                        finetune_from=args.finetune_from, allow_batch_change=args.allow_batch_change,
-                        use_ema=args.use_ema, early_stop_intervals=args.early_stop_intervals,
-                        amp_level=args.amp_level or "O1", to_static_training=args.to_static_training,
-                        profiler_options=args.profiler_options)
-    train(cfg, opts)
+    set_up_allocator(recompute=cfg.recompute, script=__file__)  # may start train.py again (utils/memory.py)
+    device = set_up_process(args.device, args.cpu_threads, args.deterministic)
+    train(cfg, TrainOptions.from_args(args, device))
     return 0
 
 

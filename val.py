@@ -14,8 +14,16 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from paddleseg.core.report import GALLERY_IMAGES
-from paddleseg.utils.cli import (ArgumentParser, add_common_arguments, add_inference_arguments, non_negative_int, run,
-                                 setup_logging)
+from paddleseg.utils.atomic import atomic_write_text
+from paddleseg.utils.cli import (
+    ArgumentParser,
+    add_common_arguments,
+    add_inference_arguments,
+    non_negative_int,
+    run,
+    setup_logging,
+)
+from paddleseg.utils.signals import install_sigterm_handler
 
 logger = logging.getLogger("val")
 
@@ -42,6 +50,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     setup_logging()
+    install_sigterm_handler()  # SIGTERM: exit 143, the report and --json written whole or not at all
     from paddle.distributed import get_rank
 
     from paddleseg.core.val import evaluate_checkpoint
@@ -66,7 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if report.get("report"):
         print(f"report: {report['report']}")
     if args.json and get_rank() == 0:  # one writer on several ranks (they hold the same scores)
-        args.json.write_text(json.dumps({k: v for k, v in report.items() if k != "table"}, indent=2))
+        atomic_write_text(args.json, json.dumps({k: v for k, v in report.items() if k != "table"}, indent=2))
     return 0
 
 

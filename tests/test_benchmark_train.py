@@ -24,6 +24,7 @@ def run_tool(*args):
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_tiny_run_prints_the_table_and_writes_the_json_summary(tmp_path):
     out = tmp_path / "bench.json"
     done = run_tool("--scale", "0.5", "--height", "64", "--width", "96", "--warmup", "0", "--iters", "2",
@@ -57,6 +58,7 @@ def test_a_missing_upstream_python_is_a_user_error():
     assert "--upstream-python /nonexistent/bin/python: no such file" in done.stderr
 
 
+@pytest.mark.slow
 def test_profile_prints_every_op_class_and_their_shares_add_up():
     """``--profile`` on a tiny step (our framework only): the time table and the roofline table name
     every op class, the shares of the classes and of the time outside ops add up to the profiled
@@ -84,6 +86,7 @@ def test_profile_prints_every_op_class_and_their_shares_add_up():
     assert {"matrix-bound", "memory-bound"} <= {o["class"] for o in profile["top_ops"]}
 
 
+@pytest.mark.slow
 def test_recompute_adds_ours_recomputing_beside_ours_and_reports_their_ratios():
     """``--recompute``: a third process, our model recomputing (train.py's set-up) stepped in turn with
     ours without it; the header, the table and the JSON summary say so, with the paired ratios."""

@@ -4,10 +4,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
-from conftest import REPO
 from paddleseg.utils import charts
 from paddleseg.utils.visualize import get_palette
+
+from conftest import REPO
 
 
 def distinct_colours(picture: np.ndarray) -> int:
@@ -21,6 +23,7 @@ def test_rows_are_normalised_and_absent_classes_are_nan():
     np.testing.assert_allclose(shares[2], [0.25, 0.25, 0.5])
 
 
+@pytest.mark.slow
 def test_charts_are_drawn_with_their_content():
     names = [f"class {i}" for i in range(5)]
     matrix = np.diag([50, 40, 30, 0, 10]) + 2

@@ -7,11 +7,12 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import REPO, fixture_path
 from paddleseg.checkpoint import UnsafeCheckpointError, load_entire_model, safe_load
 from paddleseg.checkpoint.training import optimizer_state, restore_optimizer_state
 from paddleseg.errors import CheckpointError
 from paddleseg.models import ESPNetV2
+
+from conftest import REPO, fixture_path
 
 
 class _RunsCode:

@@ -5,8 +5,8 @@ import numpy as np
 import paddle
 import pytest
 
-from paddleseg.checkpoint import training as checkpoints
 from paddleseg.checkpoint import TrainState
+from paddleseg.checkpoint import training as checkpoints
 from paddleseg.errors import CheckpointError
 from paddleseg.models import ESPNetV2
 

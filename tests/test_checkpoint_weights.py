@@ -2,10 +2,10 @@ import numpy as np
 import paddle
 import pytest
 
+from paddleseg.checkpoint import load_entire_model
 from paddleseg.errors import CheckpointError
 from paddleseg.models import EESPNetHead, ESPNetV2
 from paddleseg.models.backbones import EESPNet
-from paddleseg.checkpoint import load_entire_model
 
 from conftest import fixture_path
 

@@ -3,8 +3,16 @@ import numpy as np
 import pytest
 from cityscapesscripts.helpers.labels import id2label, labels, name2label
 
-from paddleseg.utils.cityscapes_labels import (CITYSCAPES_CLASSES, NUM_CLASSES, PALETTE, TRAIN_ID_TO_LABEL_ID,
-                                               class_names, colorize, train_id_table, train_ids_to_label_ids)
+from paddleseg.utils.cityscapes_labels import (
+    CITYSCAPES_CLASSES,
+    NUM_CLASSES,
+    PALETTE,
+    TRAIN_ID_TO_LABEL_ID,
+    class_names,
+    colorize,
+    train_id_table,
+    train_ids_to_label_ids,
+)
 
 
 def test_the_19_training_classes_in_train_id_order():

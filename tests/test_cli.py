@@ -5,8 +5,15 @@ import argparse
 import pytest
 
 from paddleseg.errors import ConfigError, UserError
-from paddleseg.utils.cli import (EXIT_USER, ArgumentParser, non_negative_float, non_negative_int, positive_float,
-                                 positive_int, run)
+from paddleseg.utils.cli import (
+    EXIT_USER,
+    ArgumentParser,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run,
+)
 
 
 def _parser() -> ArgumentParser:

@@ -222,7 +222,7 @@ def test_bad_transform_arguments_are_caught_when_the_config_is_loaded(tmp_path, 
 
     path = write_train_config(tmp_path / "cfg.yml", tiny_cityscapes)
     with pytest.raises(ConfigError, match=r"^--opts: train_dataset.transforms\[0\].crop_size: RandomPaddingCrop."
-                                          r"crop_size must be \[width, height\] with two positive integers, "
+                                          r"crop_size must be \[width, height\] with two integers from 1 to 65535, "
                                           r"got \[0, 0\]$"):
         Config(path, opts=["train_dataset.transforms.0.crop_size=[0, 0]"])
     val = {"type": "Cityscapes", "dataset_root": str(tiny_cityscapes), "mode": "val",

@@ -10,9 +10,10 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO, write_train_config
 from paddleseg.cvlibs.config_rewrite import write_weights_to_config
 from paddleseg.errors import ConfigError
+
+from conftest import REPO, write_train_config
 
 CONFIG = "loss:\n  types:\n    - type: CrossEntropyLoss  # weighted\n  coef: [1]\niters: 3\n"
 

@@ -32,7 +32,7 @@ def test_cityscapes_finds_pairs_and_loads_samples(tmp_path):
     make_city(tmp_path, "train", 2, city="bochum")
     ds = Cityscapes(str(tmp_path), [Normalize()], "train")
     assert len(ds) == 5 and ds.num_classes == 19 and ds.ignore_index == 255 and ds.mode == "train"
-    assert all(i.endswith("_leftImg8bit.png") and l.endswith("_gtFine_labelTrainIds.png") for i, l in ds.file_list)
+    assert all(i.endswith("_leftImg8bit.png") and lab.endswith("_gtFine_labelTrainIds.png") for i, lab in ds.file_list)
     sample = ds[1]
     assert sample["img"].shape == (3, 16, 32) and sample["img"].dtype == np.float32
     assert sample["label"].shape == (16, 32) and sample["label"].dtype == np.int64
@@ -124,9 +124,9 @@ def test_sample_randomness_depends_on_seed_epoch_and_index_only(tmp_path):
 
 def test_file_list_dataset(tmp_path):
     make_city(tmp_path, "train", 2)
-    pairs = [(str(Path(i).relative_to(tmp_path)), str(Path(l).relative_to(tmp_path)))
-             for i, l in Cityscapes(str(tmp_path), [], "train").file_list]
-    (tmp_path / "train.txt").write_text("".join(f"{i} {l}\n" for i, l in pairs))
+    pairs = [(str(Path(i).relative_to(tmp_path)), str(Path(lab).relative_to(tmp_path)))
+             for i, lab in Cityscapes(str(tmp_path), [], "train").file_list]
+    (tmp_path / "train.txt").write_text("".join(f"{i} {lab}\n" for i, lab in pairs))
     (tmp_path / "test.txt").write_text("".join(f"{i}\n" for i, _ in pairs))
     ds = Dataset(str(tmp_path), [Normalize()], 19, train_path=str(tmp_path / "train.txt"))
     assert len(ds) == 2 and ds[0]["label"].shape == (16, 32) and ds.num_classes == 19
@@ -139,6 +139,24 @@ def test_file_list_dataset(tmp_path):
         Dataset(str(tmp_path), [], 19, train_path=str(tmp_path / "bad.txt"))
     with pytest.raises(ValueError, match="needs val_path"):
         Dataset(str(tmp_path), [], 19, mode="val")
+
+
+def test_class_names_come_from_the_data_set(tmp_path):
+    """Tables and reports name classes as the data set does: Cityscapes its 19, a file-list data set the
+    names it is given, else none (indices), even with 19 classes."""
+    from paddleseg.utils.cityscapes_labels import CITYSCAPES_CLASSES
+
+    make_city(tmp_path, "train", 2)
+    assert Cityscapes(str(tmp_path), [], "train").class_names == CITYSCAPES_CLASSES
+    pairs = [(str(Path(i).relative_to(tmp_path)), str(Path(lab).relative_to(tmp_path)))
+             for i, lab in Cityscapes(str(tmp_path), [], "train").file_list]
+    (tmp_path / "train.txt").write_text("".join(f"{i} {lab}\n" for i, lab in pairs))
+    listed = dict(dataset_root=str(tmp_path), transforms=[], train_path=str(tmp_path / "train.txt"))
+    assert Dataset(num_classes=19, **listed).class_names is None
+    assert Dataset(num_classes=2, class_names=["road", "rest"], **listed).class_names == ("road", "rest")
+    for bad in (["road"], ["road", ""], "road rest", ["road", 3]):
+        with pytest.raises(ValueError, match=r"Dataset.class_names must be a list of 2 names"):
+            Dataset(num_classes=2, class_names=bad, **listed)
 
 
 def test_reference_config_builds_datasets(tmp_path):

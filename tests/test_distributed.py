@@ -68,7 +68,7 @@ def test_a_rank_killed_outright_stops_the_job_naming_it(tmp_path, tiny_cityscape
     killer.write_text(
         "import os, runpy, signal, sys\n"
         "import paddle.distributed as dist\n"
-        "import paddleseg.core.train as train\n"
+        "import paddleseg.core.training.loop as train\n"
         "real, calls = train.step, []\n"
         "def step(*args):\n"
         "    calls.append(1)\n"

@@ -32,7 +32,7 @@ PURE_PYTHON_PROTOBUF = {"PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
 KILL_RANK_1_ONCE = """
 import os, runpy, signal, sys
 import paddle.distributed as dist
-import paddleseg.core.train as train
+import paddleseg.core.training.loop as train
 real, calls = train.step, []
 def step(*args):
     calls.append(1)

@@ -8,10 +8,13 @@ import paddle
 import pytest
 import yaml
 
-from conftest import REPO, fixture_path
-from paddleseg.core.export import export_model, per_channel_prelu
+from paddleseg.core.export import EXPORT_KIND, export_model, per_channel_prelu
+from paddleseg.deploy.model_files import sha256
 from paddleseg.errors import UserError
 from paddleseg.models import ESPNetV2
+from paddleseg.utils.output_targets import write_marker
+
+from conftest import REPO, fixture_path
 
 CONFIG = REPO / "configs" / "espnetv2" / "espnetv2_cityscapes_1024x512_120k.yml"
 
@@ -55,10 +58,11 @@ def test_per_channel_prelu_is_exact_and_changes_every_slope():
     ref = model(x)[0].numpy()
     changed = per_channel_prelu(model)
     assert changed >= 40  # every PReLU on the eval path (a few serve only unused shortcuts)
-    assert changed == sum(isinstance(l, paddle.nn.PReLU) and l._weight.shape[0] > 1 for l in model.sublayers())
+    assert changed == sum(isinstance(layer, paddle.nn.PReLU) and layer._weight.shape[0] > 1 for layer in model.sublayers())
     np.testing.assert_array_equal(model(x)[0].numpy(), ref)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("output_op", ["argmax", "softmax", "none"])
 def test_export_output_ops_in_paddle_inference(tmp_path, output_op):
     model = small_model()
@@ -80,12 +84,16 @@ def test_export_output_ops_in_paddle_inference(tmp_path, output_op):
     assert deploy["output_op"] == output_op and deploy["input_shape"] == [-1, 3, -1, -1]
     assert deploy["transforms"] == [{"type": "Normalize", "mean": [0.5] * 3, "std": [0.5] * 3}]
     assert deploy["label_ids"][0] == 7 and deploy["palette"][13] == [0, 0, 142]
+    assert deploy["digests"] == {n: sha256(result.save_dir / n) for n in ("model.json", "model.pdiparams")}
 
 
-def test_export_leaves_the_model_unchanged(tmp_path):
+@pytest.mark.slow
+def test_export_leaves_the_model_unchanged_and_records_the_data_sets_palette(tmp_path):
     model = small_model()
     before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
-    export_model(model, tmp_path, transforms=[{"type": "Normalize"}], num_classes=19)
+    colours = [[i, 2 * i, 255 - i] for i in range(19)]
+    export_model(model, tmp_path, transforms=[{"type": "Normalize"}], num_classes=19, palette=colours)
+    assert yaml.safe_load((tmp_path / "deploy.yaml").read_text())["Deploy"]["palette"] == colours
     assert all(np.array_equal(before[k], v.numpy()) for k, v in model.state_dict().items())
     assert model.backbone.level1._prelu.act_func._weight.shape == [1]
 
@@ -131,6 +139,7 @@ def test_export_script_writes_onnx_and_static_model(tmp_path, monkeypatch):
     assert rel(onnx_runtime(result, x), paddle_inference(result, x)) <= 1e-4
 
 
+@pytest.mark.slow
 def test_onnx_prelu_nodes_become_exact_leaky_relus(tmp_path):
     import onnx
 
@@ -148,17 +157,20 @@ def test_onnx_prelu_nodes_become_exact_leaky_relus(tmp_path):
 # --- atomic export: verified in a work folder, then swapped in whole (paddleseg.utils.atomic) ---
 
 def old_export(folder):
-    """A stand-in earlier export: only names export.py writes, with contents no export would write."""
+    """A stand-in earlier export: only names export.py writes (and its marker), with contents no export
+    would write."""
     folder.mkdir()
     for name in ("model.json", "model.pdiparams", "deploy.yaml", "model.onnx"):
         (folder / name).write_text(f"old {name}")
-    return {name: f"old {name}" for name in sorted(p.name for p in folder.iterdir())}
+    write_marker(folder, EXPORT_KIND)
+    return contents(folder)
 
 
 def contents(folder):
     return {p.name: p.read_text(errors="replace") for p in sorted(folder.iterdir())}
 
 
+@pytest.mark.slow
 def test_export_is_verified_in_a_work_folder_then_replaces_every_file(tmp_path, monkeypatch):
     import paddleseg.core.export as export_module
 
@@ -176,12 +188,14 @@ def test_export_is_verified_in_a_work_folder_then_replaces_every_file(tmp_path, 
     work, during = seen[0]
     assert work.parent == tmp_path and work.name.startswith(".export.partial-")
     assert during == old  # the earlier export was still whole while the new one was checked
-    assert sorted(p.name for p in folder.iterdir()) == ["deploy.yaml", "model.json", "model.pdiparams"]
+    assert sorted(p.name for p in folder.iterdir()) == [".paddleseg-output", "deploy.yaml", "model.json",
+                                                        "model.pdiparams"]
     assert result.model_file == folder / "model.json" and result.onnx_file is None
     assert yaml.safe_load(result.deploy_file.read_text())["Deploy"]["onnx"] is None  # the old model.onnx is gone
     assert [p.name for p in tmp_path.iterdir()] == ["export"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("killed_mid_swap", [False, True])
 def test_wrong_results_in_paddle_inference_fail_the_export_and_keep_the_previous(tmp_path, monkeypatch,
                                                                                  killed_mid_swap):
@@ -212,9 +226,12 @@ def test_save_dir_with_other_files_or_a_file_is_refused_untouched(tmp_path):
     folder.mkdir()
     (folder / "iter_100").mkdir()
     (folder / "model.json").write_text("{}")
-    with pytest.raises(UserError, match=r"holds files that export.py does not write \(iter_100\)"):
+    with pytest.raises(UserError, match=r"holds iter_100, model.json but is not an earlier export"):
         export_model(small_model(), folder, transforms=[], num_classes=19)
     assert sorted(p.name for p in folder.iterdir()) == ["iter_100", "model.json"]
+    write_marker(folder, EXPORT_KIND)  # an earlier export to which the user added a folder
+    with pytest.raises(UserError, match=r"holds iter_100, which an export does not write"):
+        export_model(small_model(), folder, transforms=[], num_classes=19)
     (tmp_path / "file").write_text("x")
     with pytest.raises(UserError, match="is a file, not a folder"):
         check_save_dir(tmp_path / "file")
@@ -291,3 +308,15 @@ def test_three_way_parity_of_dilated_branches_padded_from_the_shape(tmp_path):
     worst, result = three_way(model, tmp_path, [(1, 3, 257, 513), (1, 3, 96, 130), (2, 3, 65, 129)])
     assert worst <= 1e-4
     assert "Pad" not in {node.op_type for node in onnx.load(str(result.onnx_file)).graph.node}
+
+
+def test_a_folder_that_only_looks_like_an_export_is_not_replaced(tmp_path):
+    """A Kubernetes deploy.yaml is the user's: only a folder with the marker every export writes is an
+    earlier export, which a new one may replace."""
+    folder = tmp_path / "k8s"
+    folder.mkdir()
+    (folder / "deploy.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\n")
+    with pytest.raises(UserError, match="is not an earlier export of this project"):
+        export_model(small_model(), folder, transforms=[{"type": "Normalize"}], num_classes=19)
+    assert (folder / "deploy.yaml").read_text().startswith("apiVersion")
+    assert [p.name for p in tmp_path.iterdir()] == ["k8s"]

@@ -1,6 +1,7 @@
 """The eager CPU fast paths of the training step (models/layers.py) compute what Paddle's own layers
 compute: outputs bit for bit, gradients to float rounding, and a whole training step's losses and
-gradients equal to the plain-Paddle formulation on a fixed batch (1e-5 relative per tensor)."""
+gradients in the CPU layer configuration equal to those of the plain-Paddle one (every layer in
+Paddle's own op; models/layer_config.py) on a fixed batch (1e-5 relative per tensor)."""
 import gc
 import weakref
 
@@ -8,10 +9,17 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import REPO
-from paddleseg.core.train import compute_losses
 from paddleseg.cvlibs import Config
-from paddleseg.models import layers
+from paddleseg.losses import compute_losses
+from paddleseg.models import layer_config, layers
+from paddleseg.models.layer_config import LayerConfig
+from paddleseg.utils.paddle_compat import prelu_slope
+
+from conftest import REPO
+
+CPU = LayerConfig(device="cpu")
+PLAIN = LayerConfig(device="gpu")  # Paddle's own ops everywhere, run here on the CPU
+TRACED = LayerConfig.for_tracing()
 
 CONFIG = REPO / "configs" / "espnetv2" / "espnetv2_cityscapes_1024x512_120k.yml"
 
@@ -22,10 +30,12 @@ def rel(ours: np.ndarray, ref: np.ndarray) -> float:
     return float(np.abs(ours - ref).max() / scale) if scale > 0 else float(np.abs(ours).max())
 
 
-def prelu_pair(slope: float):
-    ours, plain = layers.PReLU(), paddle.nn.PReLU()
+def prelu_pair(slope: float, config: LayerConfig = CPU):
+    with layer_config.use(config):
+        ours = layers.PReLU()
+    plain = paddle.nn.PReLU()
     for layer in (ours, plain):
-        layer._weight.set_value(paddle.to_tensor([slope], dtype="float32"))
+        prelu_slope(layer).set_value(paddle.to_tensor([slope], dtype="float32"))
     return ours, plain
 
 
@@ -33,7 +43,7 @@ def run_prelu(layer, x: np.ndarray, grad: np.ndarray):
     inputs = paddle.to_tensor(x, stop_gradient=False)
     out = layer(inputs)
     out.backward(paddle.to_tensor(grad))
-    return out.numpy(), inputs.grad.numpy(), layer._weight.grad.numpy()
+    return out.numpy(), inputs.grad.numpy(), prelu_slope(layer).grad.numpy()
 
 
 @pytest.mark.parametrize("slope", [0.25, 1e-30, 0.0, -0.2, 1.5])
@@ -76,12 +86,14 @@ def test_prelu_keeps_its_output_for_backward_and_frees_its_input_when_the_slope_
     assert np.array_equal(source.grad.numpy(), reference.grad.numpy())
 
 
-def test_prelu_without_gradients_or_in_a_traced_graph_uses_a_plain_op():
+def test_prelu_without_gradients_or_built_for_a_traced_graph_equals_paddles_prelu():
     ours, plain = prelu_pair(0.3)
     x = paddle.randn([2, 4, 6, 7])
     with paddle.no_grad():
-        assert np.array_equal(ours(x).numpy(), plain(x).numpy())
-    static = paddle.jit.to_static(ours.forward, full_graph=True)
+        assert ours.variant == "leaky_relu" and np.array_equal(ours(x).numpy(), plain(x).numpy())
+    traced, _ = prelu_pair(0.3, TRACED)
+    assert traced.variant == "prelu"
+    static = paddle.jit.to_static(traced.forward, full_graph=True)
     assert np.allclose(static(x).numpy(), plain(x).numpy(), rtol=0, atol=0)
 
 
@@ -89,7 +101,9 @@ def test_prelu_without_gradients_or_in_a_traced_graph_uses_a_plain_op():
                                                   ([2, 4, 9, 4], 5, False)])
 def test_depthwise_fast_backward_equals_paddles_depthwise_convolution(shape, kernel, bias):
     channels = shape[1]
-    ours = layers.DepthwiseConv2D(channels, kernel, bias)
+    with layer_config.use(CPU):
+        ours = layers.DepthwiseConv2D(channels, kernel, bias)
+    assert ours.variant == "conv_backward"
     plain = paddle.nn.Conv2D(channels, channels, kernel, padding=kernel // 2, groups=channels,
                              bias_attr=None if bias else False)
     plain.set_state_dict(ours.state_dict())
@@ -113,7 +127,8 @@ def test_depthwise_fast_backward_equals_paddles_depthwise_convolution(shape, ker
 
 
 def test_depthwise_with_a_frozen_weight_or_input_still_gives_the_other_gradient():
-    ours = layers.DepthwiseConv2D(3, 3)
+    with layer_config.use(CPU):
+        ours = layers.DepthwiseConv2D(3, 3)
     x = paddle.randn([1, 3, 8, 8])
     x.stop_gradient = False
     ours.weight.stop_gradient = True
@@ -139,7 +154,8 @@ def build(dtype: str):
     paddle.set_default_dtype(dtype)
     try:
         cfg = Config(CONFIG, opts=["model.scale=1.0", "model.drop_prob=0.0"])
-        model = cfg.model
+        with layer_config.use(CPU):
+            model = cfg.model
     finally:
         paddle.set_default_dtype(default)
     model.train()
@@ -154,14 +170,24 @@ def fixed_batch(size, dtype):
     return paddle.to_tensor(image), paddle.to_tensor(label)
 
 
-def fast_and_plain_steps(monkeypatch, size, dtype):
+def fast_and_plain_steps(size, dtype, only_prelu: bool):
+    """The step's losses and gradients as built for the CPU, then with Paddle's own ops: in the PReLU
+    layers alone (``only_prelu``), or in every layer (the plain configuration)."""
     paddle.seed(0)
     model, losses = build(dtype)
     state = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     slopes = [p.name.startswith("p_re_lu") for p in model.parameters()]
     image, label = fixed_batch(size, dtype)
     fast = step_gradients(model, losses, image, label)
-    monkeypatch.setattr(layers.PReLU, "forward", paddle.nn.PReLU.forward)
+    assert {layer.variant for layer in model.sublayers() if isinstance(layer, layers.PReLU)} == {"leaky_relu"}
+    if only_prelu:
+        for layer in model.sublayers():
+            if isinstance(layer, layers.PReLU):
+                layer.configure(PLAIN)
+    else:
+        configured = layer_config.configure_layers(model, PLAIN)
+        assert {getattr(layer, "variant", None) for layer in configured} == {None, "prelu", "depthwise_conv2d",
+                                                                             "interpolate"}
     model.set_state_dict(state)  # BatchNorm statistics moved in the first step
     plain = step_gradients(model, losses, image, label)
     assert [g is None for g in fast[1]] == [g is None for g in plain[1]]
@@ -169,13 +195,13 @@ def fast_and_plain_steps(monkeypatch, size, dtype):
 
 
 @pytest.mark.parametrize("size", [(64, 128), (45, 83)])
-def test_a_training_step_computes_the_plain_formulations_losses_and_gradients(monkeypatch, size):
+def test_a_training_step_computes_the_plain_formulations_losses_and_gradients(size):
     """float32, as trained: the losses and every gradient but the PReLU slopes' within 1e-5 (relative,
-    per tensor; in fact equal, the input gradients being bit for bit the same). A slope's gradient is
+    per tensor; the forms differ in float rounding order only). A slope's gradient is
     one sum over a whole activation map, with cancellation: ``prelu``'s kernel and ours sum in another
     order and differ by its float32 round-off, measured up to 5e-4; the float64 test below shows the
     formulas agree."""
-    (fast_terms, fast), (plain_terms, plain), slopes = fast_and_plain_steps(monkeypatch, size, "float32")
+    (fast_terms, fast), (plain_terms, plain), slopes = fast_and_plain_steps(size, "float32", only_prelu=True)
     assert np.allclose(fast_terms, plain_terms, rtol=1e-6, atol=0)
     errors = [(rel(f, p), i) for i, (f, p) in enumerate(zip(fast, plain)) if f is not None]
     assert len(errors) > 100 and sum(slopes) > 20
@@ -183,10 +209,13 @@ def test_a_training_step_computes_the_plain_formulations_losses_and_gradients(mo
     assert max(e for e in errors if slopes[e[1]]) <= (2e-3, len(fast))
 
 
-def test_in_float64_the_fast_step_and_the_plain_one_agree_to_round_off(monkeypatch):
-    """The same comparison in float64, where round-off is ~1e-13: every gradient, slopes included, equal
-    to 1e-9, so a wrong formula (a slope gradient off by any factor) cannot hide in float32 noise."""
-    (fast_terms, fast), (plain_terms, plain), _ = fast_and_plain_steps(monkeypatch, (45, 83), "float64")
+def test_in_float64_the_fast_step_and_the_plain_configurations_agree_to_round_off():
+    """The comparison in float64, where round-off is ~1e-13, with every layer in Paddle's own op (the
+    depthwise convolutions' and the resizes' forms too; in float32 their rounding differences reach
+    3e-3, through BatchNorm's gradient, on the weights of the BatchNorms before the depthwise branches):
+    every gradient, slopes included, equal to 1e-9, so a wrong formula (a slope gradient off by any
+    factor) cannot hide in float32 noise."""
+    (fast_terms, fast), (plain_terms, plain), _ = fast_and_plain_steps((45, 83), "float64", only_prelu=False)
     assert np.allclose(fast_terms, plain_terms, rtol=1e-12, atol=0)
     assert fast[0].dtype == np.float64
     assert max(rel(f, p) for f, p in zip(fast, plain) if f is not None) <= 1e-9

@@ -1,5 +1,5 @@
-"""train.py restarts itself once with glibc's huge pages for malloc (paddleseg/utils/glibc_env.py), and
-only when Python runs train.py itself."""
+"""train.py restarts itself once with glibc's huge pages for malloc (paddleseg/utils/glibc_env.py) when the
+run recomputes (paddleseg/utils/memory.py decides), and only when Python runs train.py itself."""
 import os
 import subprocess
 import sys
@@ -68,10 +68,27 @@ def test_restart_replaces_the_process_only_for_the_script_itself(monkeypatch):
     assert calls == []
 
 
+def test_only_a_recomputing_run_restarts_and_the_thresholds_follow(monkeypatch):
+    restarts, thresholds = [], []
+    monkeypatch.setattr(memory, "restart_with_huge_pages", restarts.append)
+    monkeypatch.setattr(memory, "keep_freed_memory", lambda recompute: thresholds.append(recompute))
+    memory.set_up_allocator(recompute=False, script=TRAIN)
+    assert restarts == [] and thresholds == [False]
+    memory.set_up_allocator(recompute=True, script=TRAIN)
+    assert restarts == [TRAIN] and thresholds == [False, True]
+    memory.set_up_allocator(recompute=True)  # no script to start again (a library caller)
+    assert restarts == [TRAIN] and thresholds == [False, True, True]
+
+
 @needs_huge_pages
-def test_train_py_starts_once_more_with_the_tunable_and_then_runs_once(tmp_path):
-    """Every interpreter start is recorded by a sitecustomize: two starts, the second with the tunable;
-    the run itself (here: a config error) happens once."""
+@pytest.mark.slow
+@pytest.mark.parametrize("recompute", [False, True])
+def test_train_py_starts_again_with_the_tunable_only_to_recompute_and_runs_once(tmp_path, recompute):
+    """Every interpreter start is recorded by a sitecustomize: with --recompute two starts, the second
+    with the tunable, else one; the run itself (here: a data-set error after the config is read)
+    happens once."""
+    from conftest import write_train_config
+
     starts = tmp_path / "starts.txt"
     (tmp_path / "sitecustomize.py").write_text(
         "import os\n"
@@ -79,11 +96,13 @@ def test_train_py_starts_once_more_with_the_tunable_and_then_runs_once(tmp_path)
         "    f.write(repr(os.environ.get('GLIBC_TUNABLES')) + '\\n')\n")
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    done = subprocess.run([sys.executable, TRAIN, "--config", str(tmp_path / "missing.yml")], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    config = write_train_config(tmp_path / "cfg.yml", tmp_path / "no_data")
+    done = subprocess.run([sys.executable, TRAIN, "--config", str(config), *(["--recompute"] if recompute else [])],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
-    assert done.stderr.count("missing.yml") == 1, done.stderr
-    assert starts.read_text().splitlines() == ["None", "'glibc.malloc.hugetlb=1'"]
+    assert done.stderr.count("no_data: folder not found") == 1, done.stderr
+    expected = ["None", "'glibc.malloc.hugetlb=1'"] if recompute else ["None"]
+    assert starts.read_text().splitlines() == expected
 
 
 def test_recompute_keeps_16_mb_only_with_huge_pages_on(monkeypatch):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from paddleseg.deploy import images
 from paddleseg.errors import DatasetError
 from paddleseg.transforms import io
 from paddleseg.transforms.io import read_image, read_label
@@ -83,7 +84,7 @@ def never_decode(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the oversized image was decoded")
 
-    monkeypatch.setattr(io.cv2, "imread", fail)
+    monkeypatch.setattr(images.cv2, "imdecode", fail)  # paddleseg.deploy.images decodes for io
     monkeypatch.setattr(io.pyspng, "load", fail)
 
 

@@ -24,6 +24,7 @@ def test_keep_freed_memory_is_a_no_op_without_glibc(monkeypatch):
 
 def test_the_kept_block_size_can_be_set_in_megabytes_and_a_bad_value_names_the_variable():
     import pytest
+
     from paddleseg.errors import UserError
 
     assert memory.keep_bytes({}) == 32 << 20
@@ -62,7 +63,7 @@ def test_only_the_recomputing_set_up_trims_the_heap_before_the_peak(monkeypatch)
 def test_the_training_step_trims_between_the_forward_pass_and_the_losses(monkeypatch):
     import paddle
 
-    import paddleseg.core.train as train
+    import paddleseg.core.training.step as train
     from paddleseg.losses import CrossEntropyLoss
     from paddleseg.models import ESPNetV2
 

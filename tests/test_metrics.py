@@ -69,8 +69,8 @@ def test_batches_tensors_and_images_accumulate_alike():
     pred = rng.integers(0, 4, (3, 5, 6))
     batched, per_image = ConfusionMatrix(4), ConfusionMatrix(4)
     batched.update(paddle.to_tensor(pred), paddle.to_tensor(label))
-    for p, l in zip(pred.astype(np.uint8), label.astype(np.uint8)):
-        per_image.update(p, l)
+    for p, lab in zip(pred.astype(np.uint8), label.astype(np.uint8)):
+        per_image.update(p, lab)
     np.testing.assert_array_equal(batched.matrix, per_image.matrix)
     assert batched.matrix.sum() == (label != IGNORE).sum()
 

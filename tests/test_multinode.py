@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from conftest import REPO, write_train_config
 from paddleseg.checkpoint import safe_load
+
+from conftest import REPO, write_train_config
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +72,7 @@ def test_two_nodes_of_one_process_equal_one_node_of_two(tmp_path, reference):
 KILL_RANK_1 = """
 import os, runpy, signal, sys
 import paddle.distributed as dist
-import paddleseg.core.train as train
+import paddleseg.core.training.loop as train
 real, calls = train.step, []
 def step(*args):
     calls.append(1)

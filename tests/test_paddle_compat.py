@@ -49,3 +49,6 @@ def test_prelu_slope_can_be_read_and_replaced():
     out = layer(-paddle.ones([1, 4, 2, 2]))
     np.testing.assert_allclose(out.numpy(), -0.3, rtol=1e-6)
     assert paddle_compat.prelu_slope_count(layer) == 4
+    assert paddle_compat.prelu_slope(layer) is wider
+    assert list(layer.state_dict()) == ["_weight"] and layer.state_dict()["_weight"].shape == [4]  # what export saves
+    assert "num_parameters=4" in layer.extra_repr()

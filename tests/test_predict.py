@@ -8,12 +8,15 @@ import cv2
 import numpy as np
 import paddle
 import pytest
+import yaml
 from PIL import Image
 
-from conftest import REPO, fixture_path
-from paddleseg.core.predict import collect_images, output_names, plan_outputs
-from paddleseg.errors import UserError
+from paddleseg.deploy.inputs import collect_images, plan_outputs
+from paddleseg.deploy.outputs import output_names
+from paddleseg.errors import ConfigError, UserError
 from paddleseg.utils.cli import EXIT_SKIPPED
+
+from conftest import REPO, fixture_path
 
 CONFIG = REPO / "configs" / "espnetv2" / "espnetv2_cityscapes_1024x512_120k.yml"
 
@@ -168,10 +171,10 @@ def test_the_output_folders_of_a_save_dir_inside_the_input_folder_are_not_scanne
     (["--stride", "0", "0"], "argument --stride: must be a positive integer, got '0'"),
     (["--crop_size", "0", "0"], "argument --crop_size: must be a positive integer, got '0'"),
     (["--crop_size", "-5", "8"], "argument --crop_size: must be a positive integer, got '-5'"),
-    (["--scales", "0"], "argument --scales: must be a positive number, got '0'"),
-    (["--scales", "1.0", "-0.5"], "argument --scales: must be a positive number, got '-0.5'"),
-    (["--scales", "nan"], "argument --scales: must be a positive number, got 'nan'"),
-    (["--scales", "inf"], "argument --scales: must be a positive number, got 'inf'"),
+    (["--scales", "0"], "argument --scales: must be a scale from 0.015625 to 16, got '0'"),
+    (["--scales", "1.0", "-0.5"], "argument --scales: must be a scale from 0.015625 to 16, got '-0.5'"),
+    (["--scales", "nan"], "argument --scales: must be a scale from 0.015625 to 16, got 'nan'"),
+    (["--scales", "inf"], "argument --scales: must be a scale from 0.015625 to 16, got 'inf'"),
     (["--cpu_threads", "0"], "argument --cpu_threads: must be a positive integer, got '0'"),
     (["--max_pixels", "0"], "argument --max_pixels: must be a positive integer, got '0'"),
     (["--custom_color", "1", "2"], "--custom_color 1 2: expected r g b triples of values 0..255"),
@@ -202,3 +205,31 @@ def test_a_save_dir_that_is_a_file_is_a_user_error(tmp_path, monkeypatch):
             predict.main(["--config", str(CONFIG), "--model_path", "m", "--image_path", str(tmp_path / "in"),
                           "--save_dir", str(save_dir)])
         assert message in str(error.value)
+
+
+def test_the_data_sets_palette_colours_the_pictures_unless_custom_color_is_given(tmp_path, predict_main):
+    """A config of tools/check_dataset.py --write_config carries the colours of the user's masks."""
+    from paddleseg.models import ESPNetV2
+
+    paddle.seed(3)
+    weights = tmp_path / "three.pdparams"
+    paddle.save(ESPNetV2(3, scale=0.5, drop_prob=0.0).state_dict(), str(weights))
+    (tmp_path / "val.txt").write_text("x.png x.png\n")
+    colours = [[250, 1, 2], [3, 240, 4], [5, 6, 230]]
+    config = tmp_path / "mine.yml"
+    config.write_text(yaml.safe_dump({
+        "model": {"type": "ESPNetV2", "num_classes": 3, "scale": 0.5},
+        "val_dataset": {"type": "Dataset", "dataset_root": str(tmp_path), "val_path": str(tmp_path / "val.txt"),
+                        "num_classes": 3, "mode": "val", "transforms": [{"type": "Normalize"}],
+                        "class_names": ["a", "b", "c"], "palette": colours}}))
+    cv2.imwrite(str(tmp_path / "x.png"), np.random.default_rng(2).integers(0, 255, (24, 40, 3), dtype=np.uint8))
+    common = ["--config", str(config), "--model_path", str(weights), "--image_path", str(tmp_path / "x.png")]
+    assert predict_main([*common, "--save_dir", str(tmp_path / "o")]) == 0
+    pseudo = Image.open(tmp_path / "o" / "pseudo_color_prediction" / "x.png")
+    assert pseudo.getpalette()[:9] == [v for c in colours for v in c]
+    assert predict_main([*common, "--save_dir", str(tmp_path / "c"), "--custom_color", "9", "9", "9"]) == 0
+    assert Image.open(tmp_path / "c" / "pseudo_color_prediction" / "x.png").getpalette()[:6] == [9, 9, 9, 3, 240, 4]
+    config.write_text(config.read_text().replace("- 230", "- 300"))
+    with pytest.raises(ConfigError, match=r"mine.yml: val_dataset.palette: Dataset.palette must be a list of 3 "):
+        predict_main([*common, "--save_dir", str(tmp_path / "d")])
+    assert not (tmp_path / "d").exists()

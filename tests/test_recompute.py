@@ -14,8 +14,9 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import REPO, write_train_config
-from paddleseg.core.train import TrainOptions, set_up_recompute, step
+from paddleseg.core.training.options import TrainOptions
+from paddleseg.core.training.prepare import set_up_recompute
+from paddleseg.core.training.step import step
 from paddleseg.cvlibs import Config
 from paddleseg.errors import ConfigError, UserError
 from paddleseg.losses import CrossEntropyLoss, compute_losses
@@ -23,6 +24,7 @@ from paddleseg.models import EESPNetHead, ESPNetV2
 from paddleseg.models import recompute as recompute_module
 from paddleseg.models.backbones.eespnet import EESPNet
 
+from conftest import REPO, write_train_config
 from test_distributed import launch, worker_log
 from test_train import params, run
 
@@ -104,7 +106,7 @@ def test_recompute_gives_the_same_outputs_losses_gradients_and_batchnorm_statist
 
 
 def test_steps_with_the_optimizer_stay_equal(tmp_path):
-    """Three Adam steps through ``core.train.step``: from the second on every parameter already holds
+    """Three Adam steps through ``core.training.step.step``: from the second on every parameter already holds
     a gradient tensor, which Paddle's recompute saves differently from the first step's."""
     paddle.seed(0)
     cfg = Config(write_train_config(tmp_path / "cfg.yml", tmp_path), opts=["model.scale=0.5"])

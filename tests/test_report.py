@@ -12,16 +12,18 @@ import paddle
 import pytest
 
 import paddleseg  # noqa: F401
-from conftest import REPO, write_train_config
 from paddleseg.checkpoint import load_entire_model
 from paddleseg.core.report import WorstImages, check_report_dir, write_report
-from paddleseg.core.train import TrainOptions, train
+from paddleseg.core.training.loop import train
+from paddleseg.core.training.options import TrainOptions
 from paddleseg.core.val import evaluate
 from paddleseg.cvlibs import Config
 from paddleseg.errors import UserError
 from paddleseg.models import ESPNetV2
 from paddleseg.utils.cityscapes_labels import CITYSCAPES_CLASSES
 from paddleseg.utils.metrics import ConfusionMatrix
+
+from conftest import REPO, write_train_config
 
 
 class Page(HTMLParser):
@@ -121,6 +123,7 @@ def test_worst_images_keeps_the_lowest_in_order_and_copies_only_those():
     assert len(worst.images) == 3
 
 
+@pytest.mark.slow
 def test_val_report_is_a_self_contained_page_of_the_evaluations_numbers(tmp_path, checkpoint):
     config, weights = checkpoint
     done = run_val(config, weights, "--report", tmp_path / "report", "--report_images", 2, "--json",
@@ -158,6 +161,7 @@ def test_val_report_is_a_self_contained_page_of_the_evaluations_numbers(tmp_path
                                                                       for g in metrics["gallery"]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["file", "folder with other files"])
 def test_a_report_dir_that_is_not_a_report_is_refused_before_evaluating(tmp_path, checkpoint, kind):
     config, _ = checkpoint
@@ -174,7 +178,7 @@ def test_a_report_dir_that_is_not_a_report_is_refused_before_evaluating(tmp_path
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"--report {target}" in errors[0] and "Traceback" not in done.stderr
-    assert ("is a file" if kind == "file" else "holds notes.txt") in errors[0]
+    assert ("is a file" if kind == "file" else "holds index.html, notes.txt but is not an earlier report") in errors[0]
     assert sorted((p.name, p.read_bytes()) for p in ([target] if target.is_file() else target.iterdir())) == before
 
 
@@ -196,8 +200,8 @@ def test_a_new_report_replaces_an_earlier_one_whole(tmp_path):
     check_report_dir(tmp_path / "report")  # an earlier report may be replaced
     write_report(tmp_path / "report", matrix, WorstImages(0), ["a", "b", "c"])
     assert len(first) == 1 and not list((tmp_path / "report" / "gallery").iterdir())  # nothing stale lingers
-    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["class_iou.png", "confusion_matrix.png",
-                                                                      "gallery", "index.html", "metrics.json"]
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == [
+        ".paddleseg-output", "class_iou.png", "confusion_matrix.png", "gallery", "index.html", "metrics.json"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no work folder left behind
     (tmp_path / "report" / "mine.txt").write_text("x")
     with pytest.raises(UserError, match="holds mine.txt"):
@@ -205,6 +209,7 @@ def test_a_new_report_replaces_an_earlier_one_whole(tmp_path):
     assert (tmp_path / "report" / "mine.txt").read_text() == "x"
 
 
+@pytest.mark.slow
 def test_training_writes_the_report_of_its_last_evaluation(tmp_path, tiny_cityscapes):
     cfg = Config(write_train_config(tmp_path / "cfg.yml", tiny_cityscapes))
     train(cfg, TrainOptions(save_dir=tmp_path / "run", do_eval=True, save_interval=3, log_iters=3))
@@ -260,3 +265,19 @@ def test_a_two_rank_evaluation_reports_the_worst_images_of_both_shards(tmp_path,
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     worst_three = per_image_mious(config, weights)[:3]  # the 4 images are split 2 + 2 between the ranks
     assert [g["image"] for g in metrics["gallery"]] == [path for _, path in worst_three]
+
+
+def test_a_folder_that_only_looks_like_a_report_is_not_replaced(tmp_path):
+    """A hand-written index.html (and metrics.json) is the user's: only a folder holding the marker that
+    every report writes is an earlier report."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "index.html").write_text("<h1>my page</h1>")
+    (folder / "metrics.json").write_text("{}")
+    matrix = ConfusionMatrix(2)
+    matrix.update(np.zeros((2, 2), dtype=np.int64), np.zeros((2, 2), dtype=np.int64))
+    with pytest.raises(UserError, match="is not an earlier report of this project"):
+        write_report(folder, matrix, None, ["a", "b"])
+    assert (folder / "index.html").read_text() == "<h1>my page</h1>"
+    write_report(tmp_path / "real", matrix, None, ["a", "b"])
+    write_report(tmp_path / "real", matrix, None, ["a", "b"])  # an earlier report is replaced

@@ -1,13 +1,20 @@
-"""resize(): the traced (gather) form equals F.interpolate(bilinear, align_corners=True), and the
-eager form is two GEMMs where they cost little, else F.interpolate itself; upsample_by_matmul() equals F.interpolate, or a chain of them.
+"""Resize: the traced (gather) form equals F.interpolate(bilinear, align_corners=True), and the
+eager CPU form is two GEMMs where they cost little, else F.interpolate itself; upsample_by_matmul()
+equals F.interpolate, or a chain of them. Each form is the one the layer configuration builds.
 Tolerance 1e-6 relative: the forms differ only in float32 rounding order of the same blend."""
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 import pytest
 
-from paddleseg.models.layers import (MATMUL_RESIZE_MAX_MACS, _resize_by_gather, matmul_resize_macs, resize,
-                                     upsample_by_matmul)
+from paddleseg.models import layer_config
+from paddleseg.models.layer_config import MATMUL_RESIZE_MAX_MACS, LayerConfig
+from paddleseg.models.layers import Resize, matmul_resize_macs, resize_by_gather, upsample_by_matmul
+
+
+def built_resize(config: LayerConfig) -> Resize:
+    with layer_config.use(config):
+        return Resize()
 
 SIZES = [((5, 7), (11, 13)), ((8, 8), (16, 16)), ((17, 33), (5, 9)), ((1, 1), (4, 3)), ((4, 6), (1, 1)),
          ((32, 64), (64, 128)), ((23, 31), (23, 31)), ((9, 4), (18, 7))]
@@ -18,15 +25,17 @@ def test_gather_resize_equals_interpolate(src, dst):
     x = paddle.to_tensor(np.random.default_rng(0).standard_normal((2, 3) + src).astype("float32"))
     like = paddle.zeros([1, 1, *dst])
     ref = F.interpolate(x, size=list(dst), mode="bilinear", align_corners=True).numpy()
-    out = _resize_by_gather(x, like).numpy()
+    out = resize_by_gather(x, like).numpy()
     assert out.shape == ref.shape
     assert np.linalg.norm(out - ref) <= 1e-6 * np.linalg.norm(ref)
 
 
 @pytest.mark.parametrize("src, dst, by_matmul", [((6, 9), (13, 17), True), ((32, 64), (64, 128), True),
                                                 ((128, 256), (256, 512), True), ((256, 512), (512, 1024), False)])
-def test_eager_resize_takes_two_gemms_where_they_cost_little_else_interpolate(src, dst, by_matmul):
+def test_eager_cpu_resize_takes_two_gemms_where_they_cost_little_else_interpolate(src, dst, by_matmul):
     assert (matmul_resize_macs(src, dst) <= MATMUL_RESIZE_MAX_MACS) == by_matmul
+    resize = built_resize(LayerConfig(device="cpu"))
+    assert resize.variant == "matmul_where_cheap"
     x = paddle.to_tensor(np.random.default_rng(1).standard_normal((1, 2) + src).astype("float32"), stop_gradient=False)
     ref_x = paddle.to_tensor(x.numpy(), stop_gradient=False)
     grad = paddle.to_tensor(np.random.default_rng(2).standard_normal((1, 2) + dst).astype("float32"))
@@ -47,6 +56,9 @@ def test_matmul_resize_cost_counts_both_products_per_output_pixel():
 
 
 def test_traced_resize_has_no_interp_op_and_dynamic_shapes():
+    resize = built_resize(LayerConfig.for_tracing())
+    assert resize.variant == "gather"
+
     def fn(x, like):
         return resize(x, like)
 
@@ -107,11 +119,12 @@ def test_matmul_upsample_through_several_sizes_equals_chained_interpolate(sizes)
     assert_close(values_and_gradients(lambda x: upsample_by_matmul(x, *likes), shape, out_shape), ref, 1e-6)
 
 
-def test_traced_matmul_upsample_is_the_chain_of_gather_resizes():
+def test_traced_upsampling_through_sizes_is_the_chain_of_gather_resizes():
     sizes = CHAINS[1]
+    resize = built_resize(LayerConfig.for_tracing())
 
     def fn(x, a, b, c):
-        return upsample_by_matmul(x, a, b, c)
+        return resize.through(x, a, b, c)
 
     spec = [paddle.static.InputSpec([-1, 2, -1, -1], "float32", "x")]
     spec += [paddle.static.InputSpec([1, 1, -1, -1], "float32", name) for name in ("a", "b", "c")]
@@ -130,3 +143,5 @@ def test_traced_matmul_upsample_is_the_chain_of_gather_resizes():
 def test_matmul_upsample_needs_a_size():
     with pytest.raises(ValueError, match="at least one"):
         upsample_by_matmul(paddle.zeros([1, 1, 2, 2]))
+    with pytest.raises(ValueError, match="at least one"):
+        built_resize(LayerConfig.for_tracing()).through(paddle.zeros([1, 1, 2, 2]))

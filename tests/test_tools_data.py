@@ -11,9 +11,8 @@ from cityscapesscripts.helpers.annotation import Annotation
 from cityscapesscripts.preparation.json2labelImg import createLabelImage
 from PIL import Image
 
-from conftest import REPO
-from paddleseg.datasets import Cityscapes
 from paddleseg.cvlibs.config_rewrite import write_weights_to_config
+from paddleseg.datasets import Cityscapes
 from paddleseg.datasets.cityscapes_convert import convert_cityscapes, train_ids_from_polygons
 from paddleseg.datasets.class_weights import weights_from_histogram
 from paddleseg.datasets.file_list import find_pairs, split_pairs, write_file_list
@@ -21,6 +20,8 @@ from paddleseg.datasets.synthetic import write_synthetic_cityscapes
 from paddleseg.errors import ConfigError
 from paddleseg.transforms.io import read_label
 from paddleseg.utils.cityscapes_labels import train_id_table
+
+from conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_synthetic_set_is_valid_has_all_classes_and_is_deterministic(synthetic, 
     val = Cityscapes(str(synthetic), [], "val")
     assert len(train) == 12 and len(val) == 4
     assert train.check_contents(workers=1, progress=False, raise_error=False) == []
-    counts = sum(np.bincount(read_label(l).ravel(), minlength=256) for _, l in train.file_list + val.file_list)
+    counts = sum(np.bincount(read_label(lab).ravel(), minlength=256) for _, lab in train.file_list + val.file_list)
     assert (counts[:19] > 0).all(), f"classes missing: {np.flatnonzero(counts[:19] == 0)}"
     assert counts[255] > 0 and counts[19:255].sum() == 0
     again = write_synthetic_cityscapes(tmp_path / "again", train=3, val=0, width=256, height=128, seed=7,
@@ -70,6 +71,7 @@ def test_synthetic_set_is_valid_has_all_classes_and_is_deterministic(synthetic, 
     assert first.read_bytes() == (again / first.relative_to(synthetic)).read_bytes()
 
 
+@pytest.mark.slow
 def test_check_dataset_tool_passes_on_synthetic_and_fails_on_bad_values(synthetic, tmp_path):
     ok = subprocess.run([sys.executable, str(REPO / "tools" / "check_dataset.py"), "--cityscapes", str(synthetic),
                          "--workers", "1"], capture_output=True, text=True)
@@ -126,6 +128,7 @@ def test_write_weights_handles_block_lists_and_refuses_configs_without_the_loss(
     assert other.read_text() == "iters: 3\n"
 
 
+@pytest.mark.slow
 def test_create_dataset_list(tmp_path):
     for name in ("a", "b", "sub/c"):
         (tmp_path / "images" / name).parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
-"""tools/infer.py: the standalone deploy script gives predict.py's outputs from an export folder, with
-both backends, and its benchmark prints latency statistics. It names outputs as predict.py does, skips
-unreadable and oversized images with exit 3, and checks its arguments (exit 2, one line)."""
+"""tools/infer.py: the command line over paddleseg.deploy gives predict.py's outputs from an export folder,
+with both backends, and its benchmark prints latency statistics. It skips unreadable and oversized
+images with exit 3, and checks its arguments (exit 2, one line). (The runtime's parts in detail:
+tests/test_deploy_*.py; predict.py and tools/infer.py side by side: tests/test_front_ends.py.)"""
 import importlib.util
-import json
 import re
 import subprocess
 import sys
@@ -16,9 +16,13 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import REPO
 from paddleseg.core.export import export_model
+from paddleseg.deploy.errors import DeployError
+from paddleseg.deploy.tensorrt_settings import ShapeRange
+from paddleseg.errors import UserError
 from paddleseg.models import ESPNetV2
+
+from conftest import REPO
 
 SCRIPT = REPO / "tools" / "infer.py"
 
@@ -107,62 +111,21 @@ def test_missing_deploy_yaml_is_exit_2(tmp_path):
 
 
 def test_importing_the_script_imports_neither_paddle_nor_onnxruntime():
-    """tools/infer.py reads deploy.yaml with paddleseg.utils.yaml_io; importing it (without running main)
-    in a fresh interpreter must still leave Paddle and onnxruntime unloaded (they load per backend)."""
+    """tools/infer.py runs on paddleseg.deploy; importing it (without running main) in a fresh
+    interpreter must still leave Paddle and onnxruntime unloaded (they load per backend)."""
     code = textwrap.dedent(f"""
         import importlib.util, sys
         sys.path.insert(0, {str(SCRIPT.parent)!r})
         spec = importlib.util.spec_from_file_location("deploy_infer", {str(SCRIPT)!r})
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        assert callable(module.main) and callable(module.load_deploy)
+        assert callable(module.main) and callable(module.parse_args)
         roots = {{name.split(".")[0] for name in sys.modules}}
-        print(sorted(roots & {{"paddle", "onnxruntime"}}), "paddleseg.utils.yaml_io" in sys.modules)
+        print(sorted(roots & {{"paddle", "onnxruntime"}}), "paddleseg.deploy.pipeline" in sys.modules)
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[]", "True"], done.stdout
-
-
-def touch(root, *names):
-    for name in names:
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(b"")
-    return root
-
-
-def test_output_names_are_predicts(tmp_path, infer):
-    """The same inputs get the same names from tools/infer.py's copy of the rules as from predict.py."""
-    from paddleseg.core import predict
-
-    root = touch(tmp_path / "in", "dup.png", "dup.jpg", "one.jpg", "sub/dup.png", "out/label/a.png",
-                 "lists/c1/a.png", "c2/a.png")
-    save_dir = root / "out"
-    ours, root_ours = infer.collect_images(root, save_dir)
-    theirs, root_theirs = predict.collect_images(root, save_dir)
-    assert ours == theirs and root_ours == root_theirs
-    assert infer.output_names(ours, root) == predict.output_names(theirs, root)
-    listing = root / "lists" / "images.txt"
-    listing.write_text(f"c1/a.png\n../c2/a.png\n{root / 'one.jpg'}\nc1/a.png\n")
-    ours, theirs = infer.collect_images(listing), predict.collect_images(listing)
-    assert ours == theirs
-    names = infer.output_names(*ours)
-    assert names == predict.output_names(*theirs)
-    assert [n.as_posix() for n in names] == ["c1/a.png", "__/c2/a.png", "__/one.png"]
-    touch(root, "dup.png.jpg")  # dup.png -> dup.png.png, and so does dup.png.jpg
-    with pytest.raises(infer.DeployError, match="would be written twice"):
-        infer.output_names(*infer.collect_images(root, save_dir))
-
-
-def test_oversized_images_are_refused_from_the_header(tmp_path, infer, monkeypatch):
-    from test_io import write_png_bomb
-
-    bomb = write_png_bomb(tmp_path / "bomb.png")
-    monkeypatch.setattr(infer.cv2, "imread", lambda *a: pytest.fail("the oversized image was decoded"))
-    with pytest.raises(infer.ImageError, match=r"bomb.png: image of 400000000 pixels is above the limit of "
-                                               r"178956970 pixels"):
-        infer.read_rgb(bomb)
-    assert infer.MAX_PIXELS == 2 * Image.MAX_IMAGE_PIXELS
 
 
 def test_skipped_images_give_exit_3_and_the_others_are_written(tmp_path):
@@ -217,7 +180,7 @@ RANGE = ["--trt_min_shape", "1", "3", "64", "128", "--trt_opt_shape", "1", "3", 
 
 def test_trt_shape_range_and_precision_arguments(infer):
     args = infer.parse_args(BASE + TRT + RANGE + ["--trt_precision", "fp16"])  # the old spelling still works
-    assert args.trt_shapes == infer.ShapeRange((1, 3, 64, 128), (1, 3, 256, 512), (1, 3, 512, 1024))
+    assert args.trt_shapes == ShapeRange((1, 3, 64, 128), (1, 3, 256, 512), (1, 3, 512, 1024))
     assert args.precision == "fp16" and str(args.trt_shapes) == "1x3x64x128 to 1x3x512x1024 (best at 1x3x256x512)"
     assert infer.parse_args(BASE + TRT).trt_shapes is None  # from deploy.yaml, or refused there
 
@@ -237,7 +200,7 @@ def test_trt_shape_range_and_precision_arguments(infer):
      "TensorRT shape range: W must be min <= opt <= max, got 128, 512 and 100"),
 ])
 def test_bad_trt_shape_ranges_are_user_errors(infer, extra, message):
-    with pytest.raises(infer.DeployError) as error:
+    with pytest.raises(UserError) as error:  # DeployError, or argparse's errors as UserError
         infer.parse_args(BASE + TRT + extra)
     assert str(error.value).startswith(message), error.value
 
@@ -250,283 +213,8 @@ def test_bad_trt_shape_ranges_are_user_errors(infer, extra, message):
 ])
 def test_trt_options_without_tensorrt_are_refused(infer, argv, message):
     """Nothing asked for is silently ignored: TensorRT options without --use_trt are errors."""
-    with pytest.raises(infer.DeployError, match=f"^{re.escape(message)}"):
+    with pytest.raises(DeployError, match=f"^{re.escape(message)}"):
         infer.parse_args(BASE + argv)
-
-
-def deploy_with(input_shape=(-1, 3, -1, -1), resize=None):
-    transforms = [{"type": "Normalize", "mean": [0.5] * 3, "std": [0.5] * 3}]
-    if resize:
-        transforms.insert(0, {"type": "Resize", "target_size": list(resize), "keep_ratio": False})
-    return {"input_shape": list(input_shape), "transforms": transforms}
-
-
-def test_trt_shape_range_comes_from_the_export_when_its_input_size_is_fixed(infer):
-    fixed = infer.ShapeRange((1, 3, 64, 128), (1, 3, 64, 128), (1, 3, 64, 128))
-    assert infer.resolve_shape_range(deploy_with((1, 3, 64, 128)), None) == fixed
-    assert infer.resolve_shape_range(deploy_with(resize=(128, 64)), None) == fixed  # Resize is [width, height]
-    given = infer.ShapeRange((1, 3, 32, 32), (1, 3, 64, 128), (1, 3, 128, 256))
-    assert infer.resolve_shape_range(deploy_with(), given) is given
-    assert infer.resolve_shape_range(deploy_with(resize=(128, 64)), given) is given
-
-
-@pytest.mark.parametrize("deploy, given, message", [
-    (deploy_with(), None, "--use_trt: this export takes any input size (input_shape [-1, 3, -1, -1] in deploy.yaml), "
-                          "so TensorRT needs the range of sizes to build for: give --trt_min_shape, --trt_opt_shape, "
-                          "--trt_max_shape"),
-    (deploy_with((-1, 3, 64, -1)), None, "this export takes any input size"),
-    (deploy_with((1, 3, 64, -1)), ((1, 3, 32, 32), (1, 3, 64, 64), (1, 3, 64, 128)),
-     "this export's input_shape is [1, 3, 64, -1] (deploy.yaml), so H must be 64 in all three"),
-    (deploy_with(resize=(512, 256)), ((1, 3, 32, 32), (1, 3, 64, 64), (1, 3, 128, 128)),
-     "deploy.yaml resizes every image to 512x256 (W x H), outside the range"),
-])
-def test_trt_shape_range_that_does_not_fit_the_export_is_refused(infer, deploy, given, message):
-    with pytest.raises(infer.DeployError) as error:
-        infer.resolve_shape_range(deploy, given and infer.ShapeRange(*given))
-    assert message in str(error.value)
-
-
-def test_gpu_checks_name_what_is_missing(infer, monkeypatch):
-    """A CPU build, a CUDA build without a visible card, one without TensorRT or unable to load it: each
-    is one clear error."""
-    from paddle import inference
-
-    with pytest.raises(infer.DeployError, match="this PaddlePaddle build has no CUDA support"):
-        infer.check_paddle_gpu(use_trt=False)  # the CPU build installed here
-    monkeypatch.setattr(paddle.device, "is_compiled_with_cuda", lambda: True)
-    monkeypatch.setattr(paddle.device.cuda, "device_count", lambda: 0)
-    with pytest.raises(infer.DeployError, match="no CUDA card is visible to PaddlePaddle"):
-        infer.check_paddle_gpu(use_trt=False)
-    monkeypatch.setattr(paddle.device.cuda, "device_count", lambda: 1)
-    infer.check_paddle_gpu(use_trt=False)
-    with pytest.raises(infer.DeployError, match="compiled without TensorRT"):
-        infer.check_paddle_gpu(use_trt=True)  # get_trt_compile_version() is (0, 0, 0) here
-    monkeypatch.setattr(inference, "get_trt_compile_version", lambda: (10, 5, 0))
-    with pytest.raises(infer.DeployError, match=re.escape(
-            "--use_trt: PaddlePaddle was built with TensorRT 10.5.0 but cannot load it (no TensorRT library found); "
-            "install it (pip install tensorrt==10.5.0)")):
-        infer.check_paddle_gpu(use_trt=True)  # get_trt_runtime_version() is (0, 0, 0) here
-
-    def unloadable():
-        raise RuntimeError("Cannot load libnvinfer.so.10")
-
-    monkeypatch.setattr(inference, "get_trt_runtime_version", unloadable)
-    with pytest.raises(infer.DeployError, match=r"cannot load it \(RuntimeError: Cannot load libnvinfer.so.10\)"):
-        infer.check_paddle_gpu(use_trt=True)
-    monkeypatch.setattr(inference, "get_trt_runtime_version", lambda: (10, 5, 0))
-    infer.check_paddle_gpu(use_trt=True)
-
-
-class FakeConversion:
-    """Stands in for paddle.tensorrt.convert: writes what it writes (the program names its engine
-    file by absolute path) and counts the calls; ``fail_after_json`` raises part-way."""
-
-    def __init__(self, fail_after_json=None):
-        self.calls = 0
-        self.fail_after_json = fail_after_json
-
-    def __call__(self, prefix):
-        self.calls += 1
-        engine = prefix / "engine_1_1.trt"
-        prefix.with_suffix(".json").write_text(json.dumps({"engine_serialized_data": str(engine)}))
-        if self.fail_after_json:
-            raise self.fail_after_json
-        prefix.with_suffix(".pdiparams").write_bytes(b"params")
-        prefix.mkdir()
-        engine.write_bytes(b"engine")
-
-
-KEY = {"backend": "paddle", "precision": "fp16", "model": "digest", "shapes": [[1, 3, 8, 8]] * 3}
-
-
-def test_trt_cache_converts_once_and_reuses_the_result(infer, tmp_path):
-    convert = FakeConversion()
-    prefix = infer.cached_trt_program(tmp_path / "cache", KEY, convert)
-    assert infer.cached_trt_program(tmp_path / "cache", KEY, convert) == prefix and convert.calls == 1
-    entry = prefix.parent
-    assert entry.parent == tmp_path / "cache" and entry.name.startswith("paddle-fp16-")
-    manifest = json.loads((entry / "manifest.json").read_text())
-    assert manifest["entry"] == str(entry) and manifest["key"] == KEY
-    assert sorted(manifest["files"]) == ["model.json", "model.pdiparams", "model/engine_1_1.trt"]
-    assert [p.name for p in entry.iterdir() if p.name.startswith(".")] == []  # no temporary manifest left
-    other = infer.cached_trt_program(tmp_path / "cache", {**KEY, "shapes": [[1, 3, 8, 16]] * 3}, convert)
-    assert other.parent != entry and convert.calls == 2  # another shape range is another entry
-
-
-def test_interrupted_trt_conversion_leaves_nothing_and_is_done_again(infer, tmp_path):
-    with pytest.raises(KeyboardInterrupt):
-        infer.cached_trt_program(tmp_path / "cache", KEY, FakeConversion(fail_after_json=KeyboardInterrupt()))
-    assert list((tmp_path / "cache").iterdir()) == []
-    convert = FakeConversion()
-    prefix = infer.cached_trt_program(tmp_path / "cache", KEY, convert)
-    assert convert.calls == 1 and (prefix.parent / "manifest.json").is_file()
-
-
-@pytest.mark.parametrize("damage, reason", [
-    (lambda entry: (entry / "manifest.json").unlink(), "is incomplete (an earlier conversion was interrupted)"),
-    (lambda entry: (entry / "model" / "engine_1_1.trt").write_bytes(b"truncat"),
-     "is damaged (model/engine_1_1.trt changed since it was written)"),
-    (lambda entry: (entry / "model.pdiparams").unlink(), "is missing model.pdiparams"),
-    (lambda entry: (entry / "manifest.json").write_text("{"), "is unreadable"),
-    (lambda entry: [(entry / "manifest.json").unlink(), (entry / "model.pdiparams.info").write_bytes(b"")],
-     "is incomplete"),  # model.* is paddle.tensorrt's to write: not a foreign file
-])
-def test_unusable_trt_cache_entry_is_converted_again(infer, tmp_path, caplog, damage, reason):
-    """A run killed mid-conversion (no manifest) or a changed file: the entry is deleted and rebuilt."""
-    convert = FakeConversion()
-    entry = infer.cached_trt_program(tmp_path / "cache", KEY, convert).parent
-    damage(entry)
-    with caplog.at_level("WARNING", logger="infer"):
-        assert infer.cached_trt_program(tmp_path / "cache", KEY, convert).parent == entry
-    assert convert.calls == 2 and f"{entry} {reason}" in caplog.text and "converting again" in caplog.text
-    assert (entry / "model" / "engine_1_1.trt").read_bytes() == b"engine"
-
-
-def test_moved_trt_cache_is_converted_again(infer, tmp_path, caplog):
-    """The converted program names its engine files by absolute path: a moved cache cannot be used."""
-    convert = FakeConversion()
-    infer.cached_trt_program(tmp_path / "cache", KEY, convert)
-    (tmp_path / "cache").rename(tmp_path / "moved")
-    with caplog.at_level("WARNING", logger="infer"):
-        prefix = infer.cached_trt_program(tmp_path / "moved", KEY, convert)
-    assert convert.calls == 2 and "is moved (built in " in caplog.text
-    assert json.loads(prefix.with_suffix(".json").read_text())["engine_serialized_data"].startswith(str(tmp_path / "moved"))
-
-
-def test_trt_cache_entry_with_foreign_files_is_left_alone(infer, tmp_path):
-    entry = infer.cached_trt_program(tmp_path / "cache", KEY, FakeConversion()).parent
-    (entry / "manifest.json").unlink()
-    (entry / "notes.txt").write_text("mine")
-    with pytest.raises(infer.DeployError, match=r"holds files tools/infer.py does not write \(notes.txt\)"):
-        infer.cached_trt_program(tmp_path / "cache", KEY, FakeConversion())
-    assert (entry / "notes.txt").read_text() == "mine" and (entry / "model.json").is_file()
-
-
-def test_trt_cache_dir_that_is_a_file_is_a_user_error(infer, tmp_path):
-    (tmp_path / "cache").write_text("mine")
-    with pytest.raises(infer.DeployError, match="--trt_cache_dir .*cache: cannot create it"):
-        infer.cached_trt_program(tmp_path / "cache", KEY, FakeConversion())
-    assert (tmp_path / "cache").read_text() == "mine"
-
-
-def test_concurrent_runs_convert_once(infer, tmp_path):
-    """A second run waits for the lock while the first converts, then uses its result."""
-    import threading
-
-    started, release = threading.Event(), threading.Event()
-    convert = FakeConversion()
-
-    def slow(prefix):
-        started.set()
-        assert release.wait(30)
-        convert(prefix)
-
-    results = []
-    first = threading.Thread(target=lambda: results.append(infer.cached_trt_program(tmp_path / "cache", KEY, slow)))
-    second = threading.Thread(target=lambda: results.append(infer.cached_trt_program(tmp_path / "cache", KEY, convert)))
-    first.start()
-    assert started.wait(30)
-    second.start()
-    second.join(0.5)
-    assert second.is_alive()  # waiting for the lock, not converting alongside
-    release.set()
-    first.join(30)
-    second.join(30)
-    assert len(results) == 2 and results[0] == results[1] and convert.calls == 1
-
-
-@pytest.fixture
-def fake_paddle_tensorrt(monkeypatch):
-    """paddle.tensorrt and the tensorrt package as a GPU build with TensorRT 10.5 would have them; the
-    fake convert records what it is given and writes what the real one writes."""
-    import types
-
-    from paddle import inference
-
-    seen = {}
-
-    class Input:
-        def __init__(self, **kwargs):
-            self.kwargs = kwargs
-
-    class TensorRTConfig:
-        def __init__(self, inputs):
-            self.inputs = inputs
-
-    def convert(model_path, config):
-        seen.update(model_path=model_path, input=config.inputs[0].kwargs, precision=config.precision_mode,
-                    save_model_dir=config.save_model_dir, workspace=config.workspace_size,
-                    static=not paddle.in_dynamic_mode())
-        if seen.get("fail"):
-            raise RuntimeError("(Unimplemented) Converter for pd_op.gather not implemented.")
-        FakeConversion()(Path(config.save_model_dir))
-
-    export = types.SimpleNamespace(Input=Input, TensorRTConfig=TensorRTConfig, convert=convert,
-                                   PrecisionMode=types.SimpleNamespace(FP32="FP32", FP16="FP16"))
-    builder = types.SimpleNamespace(platform_has_fast_fp16=True)
-    logger = types.SimpleNamespace(ERROR=0)
-    logger_class = lambda severity: logger  # noqa: E731  (tensorrt.Logger(tensorrt.Logger.ERROR))
-    logger_class.ERROR = 0
-    tensorrt = types.SimpleNamespace(__version__="10.5.0", Logger=logger_class, Builder=lambda log: builder)
-    monkeypatch.setitem(sys.modules, "tensorrt", tensorrt)
-    monkeypatch.setitem(sys.modules, "paddle.tensorrt", types.ModuleType("paddle.tensorrt"))
-    monkeypatch.setitem(sys.modules, "paddle.tensorrt.export", export)
-    monkeypatch.setattr(inference, "get_trt_runtime_version", lambda: (10, 5, 0))
-    monkeypatch.setattr(inference, "get_trt_compile_version", lambda: (10, 5, 0))
-    monkeypatch.setattr(paddle.device.cuda, "get_device_name", lambda i: "NVIDIA A10", raising=False)
-    monkeypatch.setattr(paddle.device.cuda, "get_device_capability", lambda i: (8, 6), raising=False)
-    return seen, builder, tensorrt
-
-
-def trt_run(infer, tmp_path, precision="fp16"):
-    """The paddle backend's TensorRT step: the cache key, then the conversion through the cache."""
-    model, params = tmp_path / "export" / "model.json", tmp_path / "export" / "model.pdiparams"
-    if not model.exists():
-        model.parent.mkdir()
-        model.write_text("{}")
-        params.write_bytes(b"weights")
-    trt = infer.TensorRT(infer.ShapeRange((1, 3, 64, 128), (1, 3, 256, 512), (1, 3, 512, 1024)), precision,
-                         tmp_path / "cache")
-    key = infer.paddle_trt_key(model, params, trt)
-    return key, infer.cached_trt_program(trt.cache_dir, key, lambda out: infer.convert_with_paddle_tensorrt(
-        model, "x", trt, out))
-
-
-def test_paddle_tensorrt_conversion_gets_the_shape_range_and_precision(infer, tmp_path, fake_paddle_tensorrt):
-    seen, _, _ = fake_paddle_tensorrt
-    key, prefix = trt_run(infer, tmp_path)
-    assert seen["input"] == {"min_input_shape": (1, 3, 64, 128), "optim_input_shape": (1, 3, 256, 512),
-                             "max_input_shape": (1, 3, 512, 1024), "input_data_type": "float32",
-                             "input_range": (-1.0, 1.0), "name": "x"}
-    assert seen["precision"] == "FP16" and seen["workspace"] == 1 << 30
-    assert seen["model_path"] == str(tmp_path / "export" / "model.json")
-    assert seen["save_model_dir"] == str(prefix) and prefix.is_absolute()  # engines named by absolute path
-    assert seen["static"] and paddle.in_dynamic_mode()  # converted in static mode, dynamic mode restored
-    assert key["gpu"] == "NVIDIA A10 sm86" and key["tensorrt"] == "10.5.0" and key["precision"] == "fp16"
-    seen.clear()
-    assert trt_run(infer, tmp_path)[1] == prefix and seen == {}  # the second run converts nothing
-    (tmp_path / "export" / "model.pdiparams").write_bytes(b"retrained")
-    assert trt_run(infer, tmp_path)[1] != prefix and seen["static"]  # new weights: a new conversion
-
-
-def test_paddle_tensorrt_conversion_problems_are_user_errors(infer, tmp_path, fake_paddle_tensorrt):
-    seen, builder, tensorrt = fake_paddle_tensorrt
-    tensorrt.__version__ = "8.6.1"
-    with pytest.raises(infer.DeployError, match=r"the tensorrt Python package is 8.6.1 but Paddle Inference runs "
-                                                r"TensorRT 10.5.0; .*pip install tensorrt==10.5.0"):
-        trt_run(infer, tmp_path)
-    tensorrt.__version__ = "10.5.0"
-    builder.platform_has_fast_fp16 = False
-    with pytest.raises(infer.DeployError, match="this GPU has no fast fp16"):
-        trt_run(infer, tmp_path)
-    trt_run(infer, tmp_path, precision="fp32")
-    builder.platform_has_fast_fp16 = True
-    seen["fail"] = True
-    with pytest.raises(infer.DeployError, match=r"TensorRT conversion of .*model.json failed: RuntimeError: "
-                                                r"\(Unimplemented\) Converter for pd_op.gather not implemented"):
-        trt_run(infer, tmp_path, precision="fp16")
-    assert paddle.in_dynamic_mode()
-    assert [p.name.split("-")[1] for p in (tmp_path / "cache").iterdir()] == ["fp32"]  # failures left nothing
 
 
 # ---------------------------------------------------------------------------------------------
@@ -540,16 +228,6 @@ def test_switches_take_upstreams_true_false_spellings(infer, spelling, value):
                               "--save_label", spelling, "--with_argmax", spelling, "--print_detail", spelling])
     assert bare.benchmark is True and bare.save_label is True and bare.model_dir == Path("m")
     assert given.benchmark is value and given.save_label is value and given.print_detail is value
-
-
-def test_same_size_batches_group_by_input_shape(infer):
-    def item(i, h):
-        return infer.Item(Path(str(i)), Path(str(i)), np.zeros((h, 4, 3), np.uint8), np.zeros((1, 3, h, 4)))
-
-    items = [item(0, 8), item(1, 16), item(2, 8), item(3, 8), item(4, 16), item(5, 32)]
-    batches = [[int(str(it.path)) for it in b] for b in infer.same_size_batches(iter(items), 2)]
-    assert batches == [[0, 2], [1, 4], [3], [5]]
-    assert [len(b) for b in infer.same_size_batches(iter(items), 1)] == [1] * 6
 
 
 def test_list_file_with_label_paths_and_config_flag(tmp_path):
@@ -604,12 +282,3 @@ def test_batches_give_the_outputs_of_batch_one(tmp_path, exported):
     assert len(labels[1]) == 5 and labels[1].keys() == labels[2].keys()
     for name, label in labels[1].items():
         assert (labels[2][name] == label).all(), name  # per-image model: a batch changes no label
-
-
-def test_latency_table_gives_each_stage_and_images_per_second(infer):
-    text = infer.latency_table([("model (per batch)", [0.2, 0.4, 0.3]), ("read + preprocess", [0.01, 0.03]),
-                                ("postprocess + save", [])], batch_size=4)
-    rows = {line.split("  ")[0]: line.split()[-5:] for line in text.splitlines()[2:-1]}
-    assert rows == {"model (per batch)": ["3", "300.0", "380.0", "300.0", "200.0"],
-                    "read + preprocess": ["2", "20.0", "28.0", "20.0", "10.0"]}  # a stage without runs is left out
-    assert text.splitlines()[-1].startswith("model: 13.33 images/s at the median (batch 4)")

@@ -6,8 +6,12 @@ import paddle
 import pytest
 
 import paddleseg  # noqa: F401
-from paddleseg.core import train as train_module
-from paddleseg.core.train import TrainingDiverged, TrainOptions, train
+from paddleseg.core.training import loop as train_module  # where the loop looks up `step`
+from paddleseg.core.training import step as step_module
+from paddleseg.core.training.divergence import TrainingDiverged
+from paddleseg.core.training.loop import train
+from paddleseg.core.training.options import TrainOptions
+from paddleseg.core.training.prepare import train_outputs
 from paddleseg.cvlibs import Config
 from paddleseg.errors import ConfigError, UserError
 
@@ -25,6 +29,7 @@ def params(path):
     return {k: np.asarray(v) for k, v in paddle.load(str(path / "model.pdparams")).items()}
 
 
+@pytest.mark.slow
 def test_resume_continues_bit_exact(tmp_path, tiny_cityscapes):
     """6 iterations (2 epochs of 4 batches would need 8; the batches cross an epoch boundary at 4) vs 3 + resumed 3.
 
@@ -43,6 +48,7 @@ def test_resume_continues_bit_exact(tmp_path, tiny_cityscapes):
     assert state["iter"] == 6 and state["seed"] == 0
 
 
+@pytest.mark.slow
 def test_checkpoints_are_pruned_to_keep_checkpoint_max(tmp_path, tiny_cityscapes):
     run(tmp_path, tiny_cityscapes, "pruned", save_interval=1, keep_checkpoint_max=2)
     assert sorted(p.name for p in (tmp_path / "pruned").glob("iter_*")) == ["iter_5", "iter_6"]
@@ -134,7 +140,7 @@ def test_counting_the_model_outputs_leaves_its_batchnorm_statistics_alone():
 
     model = ESPNetV2(num_classes=19, scale=0.5)
     before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
-    assert train_module.train_outputs(model) == 2
+    assert train_outputs(model) == 2
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v.numpy(), before[k], err_msg=k)
 
@@ -150,7 +156,7 @@ def test_the_declared_output_count_is_what_training_mode_returns_and_undeclared_
         def forward(self, x):
             return [x, x, x] if self.training else [x]
 
-    assert train_module.train_outputs(Undeclared()) == 3
+    assert train_outputs(Undeclared()) == 3
 
 
 def test_resuming_with_more_iters_continues_the_longer_schedule_without_a_zero_lr_step(tmp_path, tiny_cityscapes,
@@ -172,6 +178,7 @@ def test_resuming_with_more_iters_continues_the_longer_schedule_without_a_zero_l
     np.testing.assert_allclose(seen, expected, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_resuming_at_another_global_batch_is_refused_unless_allowed(tmp_path, tiny_cityscapes, caplog):
     run(tmp_path, tiny_cityscapes, "b2", opts=["iters=2"], save_interval=2)
     with pytest.raises(UserError, match=r"global batch of 2 per rank x 1 rank\(s\) = 2; this run has 4 per rank"):
@@ -187,7 +194,7 @@ def test_amp_runs_this_nets_gray_and_black_ops_in_fp16_deliberately(monkeypatch)
     from paddle.amp import amp_lists
 
     white = amp_lists.white_list()["float16"]["O1"]
-    assert train_module.AMP_FP16_OPS and not set(train_module.AMP_FP16_OPS) & set(white)
+    assert step_module.AMP_FP16_OPS and not set(step_module.AMP_FP16_OPS) & set(white)
     assert "bilinear_interp_v2" in amp_lists.black_list()["float16"]["O1"]
     seen = {}
     real = paddle.amp.auto_cast
@@ -216,7 +223,7 @@ def test_amp_runs_this_nets_gray_and_black_ops_in_fp16_deliberately(monkeypatch)
     optimizer = paddle.optimizer.Adam(parameters=model.parameters())
     batch = {"img": paddle.randn([1, 3, 32, 64]), "label": paddle.zeros([1, 32, 64], dtype="int64")}
     train_module.step(model, optimizer, Scaler(), {"types": [CrossEntropyLoss()] * 2, "coef": [1, 1]}, batch)
-    assert seen["custom_white_list"] == set(train_module.AMP_FP16_OPS) and seen["level"] == "O1"
+    assert seen["custom_white_list"] == set(step_module.AMP_FP16_OPS) and seen["level"] == "O1"
 
 
 def test_ctrl_c_during_the_backward_pass_is_raised_after_it():
@@ -224,7 +231,7 @@ def test_ctrl_c_during_the_backward_pass_is_raised_after_it():
     import os
     import signal
 
-    from paddleseg.core.train import interrupt_after_backward
+    from paddleseg.utils.signals import interruptions_held as interrupt_after_backward
 
     finished = []
     # Python's own handler, as in a terminal (a background job, e.g. under nohup, starts with SIGINT ignored)

@@ -1,5 +1,5 @@
 """PaddleSeg 2.8's training flags: --use_ema, --early_stop_intervals, --amp_level, --to_static_training,
---profiler_options (paddleseg/core/ema.py, profiling.py, static_training.py and their use in core/train.py)."""
+--profiler_options (paddleseg/core/ema.py, profiling.py, static_training.py and their use in core/training/)."""
 import json
 import re
 
@@ -9,17 +9,12 @@ import pytest
 
 from paddleseg.checkpoint.safe_load import safe_load
 from paddleseg.checkpoint.training import EMA_KEY
-from paddleseg.core import train as train_module
 from paddleseg.core.ema import ModelEMA
 from paddleseg.core.profiling import ProfilerOptions, parse_profiler_options
+from paddleseg.core.training import loop as train_module  # where the loop looks up `step`
 from paddleseg.errors import UserError
 
-
 from test_train import params, run
-
-
-
-
 
 
 def ema_weights(path):
@@ -51,6 +46,7 @@ def test_the_average_follows_upstreams_formula_with_warm_up_over_all_floating_st
     assert all(p.stop_gradient for p in ema.model.parameters()) and not ema.model.training
 
 
+@pytest.mark.slow
 def test_resume_with_ema_continues_bit_exact_ema_included_and_best_model_is_the_average(tmp_path, tiny_cityscapes):
     """3 + resumed 3 with --use_ema equals 6 uninterrupted, weights and average; tolerance as in
     tests/test_train.py::test_resume_continues_bit_exact (observed 0.0)."""
@@ -72,6 +68,7 @@ def test_resume_with_ema_continues_bit_exact_ema_included_and_best_model_is_the_
     assert "(EMA weights)" in (tmp_path / "full" / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_resuming_a_checkpoint_without_an_average_starts_it_from_the_weights(tmp_path, tiny_cityscapes, caplog):
     run(tmp_path, tiny_cityscapes, "plain", opts=["iters=3"])
     run(tmp_path, tiny_cityscapes, "ema", opts=["iters=4"], save_interval=4, use_ema=True,
@@ -115,10 +112,11 @@ def scripted_miou(monkeypatch):
         calls.append(1)
         return ScriptedResult({1: 0.1, 2: 0.2}.get(len(calls), 0.15))
 
-    monkeypatch.setattr(train_module, "evaluate", fake_evaluate)
+    monkeypatch.setattr("paddleseg.core.training.evaluation.evaluate", fake_evaluate)
     return calls
 
 
+@pytest.mark.slow
 def test_early_stop_saves_and_stops_after_n_evaluations_without_a_better_miou(tmp_path, tiny_cityscapes,
                                                                              scripted_miou):
     state = run(tmp_path, tiny_cityscapes, "stop", opts=["iters=8"], save_interval=1, do_eval=True,
@@ -130,6 +128,7 @@ def test_early_stop_saves_and_stops_after_n_evaluations_without_a_better_miou(tm
                      r"stopped early at iteration 4 of 8", (tmp_path / "stop" / "train.log").read_text())
 
 
+@pytest.mark.slow
 def test_the_early_stop_count_survives_a_resume(tmp_path, tiny_cityscapes, scripted_miou):
     run(tmp_path, tiny_cityscapes, "first", opts=["iters=8"], save_interval=1, do_eval=True, early_stop_intervals=2)
     scripted_miou.extend([1] * 10)  # from here every evaluation returns 0.15, below iteration 2's 0.2
@@ -198,6 +197,7 @@ def test_profiler_options_parse_paddleseg_format_and_name_bad_keys():
             parse_profiler_options(text)
 
 
+@pytest.mark.slow
 def test_the_profiler_writes_a_chrome_trace_logs_the_summary_and_can_end_the_run(tmp_path, tiny_cityscapes):
     options = parse_profiler_options(f"batch_range=[1,3];state=CPU;profile_path={tmp_path / 'trace'};"
                                      f"exit_on_finished=true")

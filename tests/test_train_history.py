@@ -6,11 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_train_config
-from paddleseg.core import train as train_module
-from paddleseg.core.train import TrainOptions, train
 from paddleseg.core.train_history import CURVES_FILE, HISTORY_FILE, TrainHistory
+from paddleseg.core.training import loop as train_module  # where the loop looks up `step`
+from paddleseg.core.training.loop import train
+from paddleseg.core.training.options import TrainOptions
 from paddleseg.cvlibs import Config
+
+from conftest import write_train_config
 
 
 def run(tmp_path, root, name, **options):
@@ -41,6 +43,7 @@ def test_resume_keeps_only_this_runs_history_up_to_its_checkpoint(tmp_path):
     assert TrainHistory.resume(tmp_path, "run-a", 4).train == []
 
 
+@pytest.mark.slow
 def test_curves_are_redrawn_at_every_checkpoint_and_a_resume_continues_them(tmp_path, tiny_cityscapes, monkeypatch):
     """Interrupted at iteration 5 (the checkpoint of iteration 4 is written with the history), then
     resumed: the history holds every iteration once, equal to an uninterrupted run's (resuming is

@@ -1,5 +1,5 @@
 """Training-mode parity with upstream PaddleSeg 2.8 (fixtures/espnetv2/paddleseg_scale2/train): from the
-same checkpoint and batches, our config's model, loss and optimizer stepped by ``core.train.step`` give
+same checkpoint and batches, our config's model, loss and optimizer stepped by ``core.training.step.step`` give
 upstream's two training outputs, its losses and its weights after 5 steps.
 
 Tolerances (‖ours − ref‖ / ‖ref‖): outputs 1e-5 (float32, the same ops: main measured 0; the auxiliary
@@ -15,10 +15,11 @@ import json
 import numpy as np
 import paddle
 
-from conftest import REPO, fixture_path
 from paddleseg.checkpoint import load_entire_model, read_state_dict
-from paddleseg.core.train import step
+from paddleseg.core.training.step import step
 from paddleseg.cvlibs import Config
+
+from conftest import REPO, fixture_path
 
 CONFIG = REPO / "configs" / "espnetv2" / "espnetv2_cityscapes_1024x512_120k.yml"
 STEPS = 5

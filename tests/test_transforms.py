@@ -6,12 +6,27 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, fixture_path
 from paddleseg.cvlibs import builder, manager
-from paddleseg.transforms import (Compose, GeometricTransform, Normalize, RandomBlur, RandomDistort,
-                                  RandomHorizontalFlip, RandomPaddingCrop, RandomRotation, RandomScaleAspect, Resize,
-                                  ResizeByLong, ResizeByShort, ResizeStepScaling, read_image, read_label)
+from paddleseg.transforms import (
+    Compose,
+    GeometricTransform,
+    Normalize,
+    RandomBlur,
+    RandomDistort,
+    RandomHorizontalFlip,
+    RandomPaddingCrop,
+    RandomRotation,
+    RandomScaleAspect,
+    Resize,
+    ResizeByLong,
+    ResizeByShort,
+    ResizeStepScaling,
+    read_image,
+    read_label,
+)
 from paddleseg.transforms.plan import Crop, Mirror, Scale, ScaleCrop, fuse
+
+from conftest import REPO, fixture_path
 
 REFERENCE_TRAIN = [
     {"type": "ResizeStepScaling", "min_scale_factor": 0.5, "max_scale_factor": 2.0, "scale_step_size": 0.25},
@@ -267,17 +282,20 @@ def test_read_image_is_rgb(tmp_path):
 
 @pytest.mark.parametrize("cls, arguments, message", [
     (RandomPaddingCrop, {"crop_size": [0, 0]}, "RandomPaddingCrop.crop_size must be [width, height] with two "
-                                               "positive integers, got [0, 0]"),
+                                               "integers from 1 to 65535, got [0, 0]"),
+    (RandomPaddingCrop, {"crop_size": [20000, 20000]}, "RandomPaddingCrop.crop_size must be at most 178956970 "
+                                                       "pixels"),
     (RandomPaddingCrop, {"crop_size": [64.5, 32]}, "RandomPaddingCrop.crop_size must be [width, height]"),
     (RandomPaddingCrop, {"label_padding_value": 300}, "RandomPaddingCrop.label_padding_value must be an integer "
                                                       ">= 0 and <= 255, got 300"),
     (Resize, {"target_size": [512]}, "Resize.target_size must be [width, height]"),
     (Resize, {"interp": "BILINEAR"}, "Resize.interp must be one of NEAREST, LINEAR, CUBIC, AREA, LANCZOS4, RANDOM"),
-    (ResizeByShort, {"short_size": 0}, "ResizeByShort.short_size must be an integer > 0, got 0"),
-    (ResizeByLong, {"long_size": -512}, "ResizeByLong.long_size must be an integer > 0, got -512"),
+    (ResizeByShort, {"short_size": 0}, "ResizeByShort.short_size must be an integer >= 1 and <= 65535, got 0"),
+    (ResizeByLong, {"long_size": -512}, "ResizeByLong.long_size must be an integer >= 1 and <= 65535, got -512"),
     (ResizeStepScaling, {"min_scale_factor": 0}, "ResizeStepScaling.min_scale_factor must be a number > 0, got 0"),
     (ResizeStepScaling, {"min_scale_factor": 2.0, "max_scale_factor": 1.0},
-     "ResizeStepScaling.max_scale_factor must be a number >= 2.0, got 1.0"),
+     "ResizeStepScaling.max_scale_factor must be a number >= 2.0 and <= 16, got 1.0"),
+    (ResizeStepScaling, {"max_scale_factor": 100}, "ResizeStepScaling.max_scale_factor must be a number >= 0.75 and <= 16, got 100"),
     (ResizeStepScaling, {"scale_step_size": -0.25}, "ResizeStepScaling.scale_step_size must be a number >= 0"),
     (RandomHorizontalFlip, {"prob": 1.5}, "RandomHorizontalFlip.prob must be a number >= 0 and <= 1, got 1.5"),
     (RandomHorizontalFlip, {"prob": float("nan")}, "RandomHorizontalFlip.prob must be a number >= 0 and <= 1, got nan"),

@@ -8,10 +8,10 @@ import paddle
 import pytest
 
 import paddleseg  # noqa: F401
+from paddleseg.checkpoint import load_entire_model
 from paddleseg.core.val import evaluate
 from paddleseg.cvlibs import Config
 from paddleseg.models import ESPNetV2
-from paddleseg.checkpoint import load_entire_model
 
 from conftest import REPO, write_train_config
 
@@ -26,6 +26,7 @@ def checkpoint(tmp_path_factory, tiny_cityscapes):
     return write_train_config(tmp / "cfg.yml", tiny_cityscapes), tmp / "model.pdparams"
 
 
+@pytest.mark.slow
 def test_val_script_reports_what_evaluate_computes(tmp_path, checkpoint):
     config, weights = checkpoint
     cfg = Config(config)
@@ -56,6 +57,7 @@ def test_flip_and_sliding_window_evaluation_cover_every_pixel(checkpoint):
     assert (flipped.matrix != plain.matrix).any() and (slid.matrix != plain.matrix).any()
 
 
+@pytest.mark.slow
 def test_val_script_rejects_a_checkpoint_of_another_scale(tmp_path, checkpoint):
     config, weights = checkpoint
     done = subprocess.run([sys.executable, str(REPO / "val.py"), "--config", str(config), "--model_path", str(weights),

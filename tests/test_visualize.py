@@ -52,9 +52,8 @@ def test_a_write_that_fails_midway_leaves_the_previous_file_and_no_partial(tmp_p
     visualize.save_gray(label, target)
     before = target.read_bytes()
 
-    def dies_halfway(self, fp, *args, **kwargs):
-        with open(fp, "wb") as f:
-            f.write(b"\x89PNG half")
+    def dies_halfway(self, fp, *args, **kwargs):  # encoded in memory, then written (tests/test_deploy_outputs.py)
+        fp.write(b"\x89PNG half")
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", dies_halfway)

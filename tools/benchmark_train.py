@@ -9,7 +9,7 @@ auxiliary output), the weighted cross-entropy (19 class weights, ignore 255) on 
 [1, 1], backward, Adam (lr 1e-3, L2 weight decay 2e-4) step, clear_grad. The batch is random: a
 normalised image batch (N, 3, H, W) and labels in 0..18 with about 10% ignored pixels, the same in
 every framework. Ours is built from configs/espnetv2/ through the config and registry and stepped by
-``paddleseg.core.train.step``, so this measures what train.py runs.
+``paddleseg.core.training.step.step``, so this measures what train.py runs.
 
 Each framework runs in its own process, so peak RSS (``ru_maxrss``) is one framework's alone. The
 processes live side by side and the parent steps them in turn, one timed iteration each (ours,
@@ -70,7 +70,9 @@ def random_batch(batch_size: int, height: int, width: int, seed: int = 0):
 
 
 def ours(scale: float, iters: int, recompute: bool = False) -> Tuple[Step, object]:
-    from paddleseg.core.train import TrainOptions, set_up_recompute, step
+    from paddleseg.core.training.options import TrainOptions
+    from paddleseg.core.training.prepare import set_up_recompute
+    from paddleseg.core.training.step import step
     from paddleseg.cvlibs import Config
 
     cfg = Config(CONFIG, opts=[f"model.scale={scale}"], iters=iters, recompute=recompute)
@@ -90,6 +92,7 @@ def upstream(scale: float, iters: int) -> Tuple[Step, object]:
     """Upstream's ESPNetV2, loss and optimizer with upstream's training step (paddleseg/core/train.py
     of 2.8: forward, loss_computation summed, backward, step, clear gradients, float(loss) to log)."""
     import paddle
+
     from paddleseg.models import ESPNetV2
     from paddleseg.models.losses import CrossEntropyLoss
 

@@ -1,5 +1,9 @@
 """Write file lists (``image label`` lines) for the ``Dataset`` type from an image and a label folder.
 
+For masks that are not class ids yet (0/255 binary masks, colour masks, palette or JPEG masks), or to
+pair by name automatically, use ``tools/check_dataset.py --images DIR --labels DIR --convert OUT_DIR``,
+which writes the lists too.
+
     python tools/create_dataset_list.py data/mydata --image-dir images --label-dir labels \
         --image-suffix .jpg --label-suffix .png --split 0.8 0.2 0.0
 """

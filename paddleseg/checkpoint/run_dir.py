@@ -22,9 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from paddleseg.checkpoint.training import BEST_DIR, TrainState, checkpoint_folders, latest_valid, owner
+from paddleseg.checkpoint.training import (
+    BEST_DIR,
+    JSON_MAX_BYTES,
+    RUN_ID,
+    TrainState,
+    checkpoint_folders,
+    latest_valid,
+    owner,
+)
 from paddleseg.errors import UserError
 from paddleseg.utils.atomic import folder_lock
+from paddleseg.utils.regular_file import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -94,11 +103,13 @@ class RunRecord:
 
     @classmethod
     def read(cls, save_dir: Path) -> Optional["RunRecord"]:
+        """The record of ``save_dir``, or None when there is none. Read only as a small regular file (a
+        FIFO or a link to a device is refused, not waited on or read without end)."""
         path = Path(save_dir) / RUN_FILE
-        if not path.exists():
+        if not os.path.lexists(path):
             return None
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = json.loads(read_text(path, JSON_MAX_BYTES))
             record = cls(run_id=raw["run_id"], created=raw.get("created", ""), config=raw.get("config", ""),
                          pid=int(raw.get("pid", 0)), host=str(raw.get("host", "")))
         except (OSError, ValueError, TypeError, KeyError) as e:
@@ -106,6 +117,9 @@ class RunRecord:
                                f"unknown, so write to another --save_dir") from e
         if not isinstance(record.run_id, str) or not record.run_id:
             raise SaveDirError(f"{path}: the run record has no run id; write to another --save_dir")
+        if RUN_ID.fullmatch(record.run_id) is None:
+            raise SaveDirError(f"{path}: the run id {record.run_id!r} is not one train.py writes (lowercase letters, "
+                               f"digits and '-'); this folder's owner is unknown, so write to another --save_dir")
         return record
 
     def write(self, save_dir: Path) -> None:

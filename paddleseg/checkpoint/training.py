@@ -21,6 +21,7 @@ import math
 import os
 import re
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Union
@@ -31,6 +32,7 @@ from paddleseg.checkpoint.weights import MODEL_FILE, checkpoint_folder, load_ent
 from paddleseg.errors import CheckpointError
 from paddleseg.utils.atomic import fsync_dir, fsync_file
 from paddleseg.utils.paddle_compat import accumulator_name, generated_parameter_names, split_accumulator_name
+from paddleseg.utils.regular_file import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +41,13 @@ SCALER_KEY = "GradScaler"  # fp16's loss-scaler state, saved in model.pdopt besi
 EMA_KEY = "EMA"  # --use_ema's averaged weights ({structured name: numpy array}), also in model.pdopt
 BEST_DIR = "best_model"
 _ITER_DIR = re.compile(r"^iter_(\d+)$")
+# run ids as paddleseg.checkpoint.run_dir.new_run_id writes them (20261123-153000-1a2b3c4d): they become
+# part of folder names, so nothing else (a '/', '..') is accepted from a file
+RUN_ID = re.compile(r"[0-9a-z][0-9a-z-]{0,63}")
 # hidden folders of a save in progress (.X.partial-<run>-<pid>) and of a replaced folder (.X.old-<run>-<pid>)
 _HIDDEN = re.compile(r"^\.(?P<final>iter_\d+|best_model)\.(?P<kind>partial|old)-(?P<run>[0-9a-z-]+)-(?P<pid>\d+)$")
 PathLike = Union[str, Path]
+JSON_MAX_BYTES = 1 << 20  # train_state.json, score.json, run.json: a few hundred bytes each
 
 
 @dataclass
@@ -73,11 +79,14 @@ class TrainState:
                 raise CheckpointError(f"{source}: the field '{name}' is missing")
         checks = {"iter": _non_negative_int, "seed": _int, "best_iter": _int, "batch_size": _non_negative_int,
                   "world_size": _positive_int, "iters": _non_negative_int, "best_miou": _number,
-                  "run_id": _str, "files": _digests}
+                  "run_id": _run_id, "files": _digests}
         for name, value in raw.items():
             problem = checks[name](value)
             if problem:
                 raise CheckpointError(f"{source}: the field '{name}' must be {problem}, got {value!r}")
+        if raw.get("iters", 0) and raw["iter"] > raw["iters"]:
+            raise CheckpointError(f"{source}: the field 'iter' ({raw['iter']}) is beyond the run's planned length "
+                                  f"'iters' ({raw['iters']})")
         return cls(**raw)
 
 
@@ -100,6 +109,11 @@ def _number(v) -> str:
 
 def _str(v) -> str:
     return "" if isinstance(v, str) else "a string"
+
+
+def _run_id(v) -> str:
+    ok = isinstance(v, str) and (v == "" or RUN_ID.fullmatch(v) is not None)
+    return "" if ok else "a run id of lowercase letters, digits and '-'"
 
 
 def _digests(v) -> str:
@@ -218,7 +232,7 @@ def owner(folder: PathLike) -> Optional[str]:
     folder = Path(folder)
     for name in (STATE_FILE, SCORE_FILE):
         try:
-            raw = json.loads((folder / name).read_text(encoding="utf-8"))
+            raw = json.loads(read_text(folder / name, JSON_MAX_BYTES))
         except (OSError, ValueError):
             continue
         if isinstance(raw, dict):
@@ -239,7 +253,7 @@ def read_train_state(folder: PathLike) -> TrainState:
         raise CheckpointError(f"{folder}: not a complete training checkpoint (no {STATE_FILE}; was its save "
                               f"interrupted?)")
     try:
-        raw = json.loads(state_file.read_text(encoding="utf-8"))
+        raw = json.loads(read_text(state_file, JSON_MAX_BYTES))
     except (ValueError, OSError) as e:
         raise CheckpointError(f"{state_file}: unreadable training state: {e}") from e
     state = TrainState.from_json(raw, state_file)
@@ -296,6 +310,37 @@ def checkpoint_folders(save_dir: PathLike, run_id: Optional[str] = None) -> List
         return []
     found = [(int(m.group(1)), p) for p in save_dir.iterdir() if (m := _ITER_DIR.match(p.name)) and p.is_dir()]
     return [p for _, p in sorted(found) if run_id is None or owner(p) == run_id]
+
+
+def iteration_of(folder: PathLike) -> int:
+    """N of a checkpoint folder ``iter_N``."""
+    match = _ITER_DIR.match(Path(folder).name)
+    if match is None:
+        raise ValueError(f"{folder}: not a checkpoint folder name (iter_N)")
+    return int(match.group(1))
+
+
+def set_aside_invalid(save_dir: PathLike, run_id: str, after: int) -> List[tuple]:
+    """Rename run ``run_id``'s checkpoints after iteration ``after`` that fail verification to
+    ``iter_N.invalid-<time>`` (a resumed run would write them again, replacing what might still be
+    recovered by hand); returns the ``(old path, new path)`` pairs."""
+    moved = []
+    for folder in checkpoint_folders(save_dir, run_id):
+        if iteration_of(folder) <= after:
+            continue
+        try:
+            read_train_state(folder)
+            continue
+        except CheckpointError:
+            pass
+        stamp, n = time.strftime("%Y%m%d-%H%M%S"), 0
+        kept = folder.with_name(f"{folder.name}.invalid-{stamp}")
+        while kept.exists():
+            n += 1
+            kept = folder.with_name(f"{folder.name}.invalid-{stamp}-{n}")
+        os.rename(folder, kept)
+        moved.append((folder, kept))
+    return moved
 
 
 def latest_valid(save_dir: PathLike, run_id: str) -> Optional[Path]:

@@ -1,21 +1,24 @@
 """Export a trained model to a Paddle 3 static graph (``model.json`` + ``model.pdiparams``), optionally
-to ONNX, with a ``deploy.yaml`` that lets ``tools/infer.py`` run it without this package.
+to ONNX and an OpenVINO IR (``model.xml`` + ``model.bin``), with a ``deploy.yaml`` that lets
+``tools/infer.py`` (:mod:`paddleseg.deploy`) run it without Paddle.
 
     export_model(model, "output/export", transforms=[{"type": "Normalize"}], output_op="argmax")
 
 The exported graph runs in Paddle Inference with oneDNN on (the default CPU fast path) and in ONNX
-Runtime. Two things make that so: :func:`paddleseg.models.layers.resize` traces to gather/blend ops
-instead of ``bilinear_interp`` (which Paddle 3.3's oneDNN executor cannot run), and single-slope PReLU
-layers are exported with the slope repeated per channel (:func:`per_channel_prelu`), because oneDNN's
-single-slope PReLU is ~10x slower than its per-channel one. Both are exact rewrites.
+Runtime. Two things make that so: the model is traced as a copy built for a traced graph
+(:func:`paddleseg.models.layer_config.configured_copy`), whose :class:`paddleseg.models.layers.Resize`
+layers are gather/blend ops instead of ``bilinear_interp`` (which Paddle 3.3's oneDNN executor cannot
+run), and single-slope PReLU layers are exported with the slope repeated per channel
+(:func:`per_channel_prelu`), because oneDNN's single-slope PReLU is far slower than its per-channel
+one. Both are exact rewrites.
 
 An export is complete or absent. The files are written into a hidden folder beside ``save_dir``
 (:func:`paddleseg.utils.atomic.atomic_folder`), checked there (:func:`verify_export`: Paddle Inference,
-and ONNX Runtime with ``onnx``, each run on one input and compared with the model), and only then
-swapped in for the previous export. paddle2onnx runs in a child process (``onnx_convert.py``), since
+ONNX Runtime with ``onnx`` and OpenVINO at float32 with ``openvino``, each run on one input and compared
+with the model; then, if asked, each precision's accuracy on the val set, recorded in deploy.yaml), and
+only then swapped in for the previous export. paddle2onnx runs in a child process (``onnx_convert.py``), since
 it aborts its process on some errors. Any failure leaves the previous export as it was.
 """
-import copy
 import inspect
 import logging
 import os
@@ -25,7 +28,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -34,10 +37,15 @@ import paddle.nn.functional as F
 import yaml
 
 from paddleseg.cvlibs import builder, manager
+from paddleseg.deploy.errors import one_line as first_line
+from paddleseg.deploy.model_files import sha256
 from paddleseg.errors import UserError
+from paddleseg.models.layer_config import LayerConfig, configured_copy
 from paddleseg.utils.atomic import atomic_folder, recover
 from paddleseg.utils.cityscapes_labels import NUM_CLASSES, TRAIN_ID_TO_LABEL_ID
-from paddleseg.utils.visualize import get_palette
+from paddleseg.utils.output_targets import check_replaceable_folder, write_marker
+from paddleseg.utils.paddle_compat import prelu_slope, set_prelu_slope
+from paddleseg.utils.visualize import class_palette
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +53,11 @@ OUTPUT_OPS = ("argmax", "softmax", "none")
 MODEL_PREFIX = "model"
 DEPLOY_FILE = "deploy.yaml"
 ONNX_FILE = "model.onnx"
-EXPORT_FILES = (f"{MODEL_PREFIX}.json", f"{MODEL_PREFIX}.pdiparams", DEPLOY_FILE, ONNX_FILE)
+OPENVINO_FILE = "model.xml"  # OpenVINO IR, its weights in model.bin
+INT8_FILE = "model_int8.xml"  # written by tools/quantize.py (paddleseg.core.quantize) into an export
+EXPORT_KIND = "export"  # the marker of an export folder (paddleseg/utils/output_targets.py)
+EXPORT_FILES = (f"{MODEL_PREFIX}.json", f"{MODEL_PREFIX}.pdiparams", DEPLOY_FILE, ONNX_FILE, OPENVINO_FILE, "model.bin",
+                INT8_FILE, "model_int8.bin")
 ONNX_OPSET = 13  # Gather, Range, ArgMax and PRelu as exported here are all in opset 13
 PADDLE2ONNX_OPSETS = range(7, 22)  # paddle2onnx 2.1.0: "The Opset Version must be between 7 and 21"
 INPUT_NAME = "x"
@@ -81,7 +93,7 @@ class ExportHead(nn.Layer):
 
 def per_channel_prelu(model: nn.Layer, in_channels: int = 3) -> int:
     """Give every single-slope ``nn.PReLU`` of ``model`` (in place) one copy of its slope per input
-    channel: the same function, but oneDNN runs the per-channel form ~10x faster. The channel counts
+    channel: the same function, but oneDNN runs the per-channel form far faster. The channel counts
     are read by one small forward pass. Returns the number of layers changed."""
     channels: Dict[int, int] = {}
 
@@ -89,7 +101,7 @@ def per_channel_prelu(model: nn.Layer, in_channels: int = 3) -> int:
         channels[id(layer)] = inputs[0].shape[1]
 
     hooks = [layer.register_forward_pre_hook(record)
-             for layer in model.sublayers() if isinstance(layer, nn.PReLU) and layer._weight.shape == [1]]
+             for layer in model.sublayers() if isinstance(layer, nn.PReLU) and prelu_slope(layer).shape == [1]]
     was_training = model.training
     model.eval()
     with paddle.no_grad():
@@ -101,10 +113,10 @@ def per_channel_prelu(model: nn.Layer, in_channels: int = 3) -> int:
         n = channels.get(id(layer))
         if n is None or n == 1:
             continue
-        weight = layer.create_parameter([n], dtype=layer._weight.dtype)
-        weight.set_value(layer._weight.expand([n]))
-        layer._weight = weight
-        layer._num_parameters = n
+        slope = prelu_slope(layer)
+        weight = layer.create_parameter([n], dtype=slope.dtype)
+        weight.set_value(slope.expand([n]))
+        set_prelu_slope(layer, weight)
         changed += 1
     model.train() if was_training else model.eval()
     return changed
@@ -150,22 +162,21 @@ def check_opset(opset: int) -> int:
 
 
 def check_save_dir(save_dir) -> Path:
-    """``save_dir`` if an export may go there: absent, or a folder (or a link to one) holding nothing
-    but an earlier export's files, since an export replaces the whole folder. Reads only."""
+    """``save_dir`` if an export may go there: absent, empty, or an earlier export (a folder, or a link to
+    one, holding the marker every export writes and nothing but an export's files), since an export
+    replaces the whole folder. A folder that only looks like an export (a Kubernetes ``deploy.yaml``)
+    is refused. Reads only."""
     path = Path(save_dir)
     real = Path(os.path.realpath(path))
-    for folder in (real, *real.parents):
+    for folder in real.parents:
         if folder.exists() and not folder.is_dir():
-            where = "is" if folder == real else f"is inside {folder}, which is"
-            raise UserError(f"--save_dir {path}: {where} a file, not a folder")
+            raise UserError(f"--save_dir {path}: is inside {folder}, which is a file, not a folder")
         if folder.exists():
             break
-    if real.is_dir():
-        foreign = sorted(p.name for p in real.iterdir() if p.name not in EXPORT_FILES)
-        if foreign:
-            listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-            raise UserError(f"--save_dir {path}: holds files that export.py does not write ({listed}); an export "
-                            f"replaces the whole folder, so give a new folder, an empty one or an earlier export")
+    if real.exists() and not real.is_dir():
+        raise UserError(f"--save_dir {path}: is a file, not a folder")
+    check_replaceable_folder(path, "--save_dir", EXPORT_KIND,
+                             own_entry=lambda p: p.name in EXPORT_FILES and p.is_file() and not p.is_symlink())
     return path
 
 
@@ -176,27 +187,35 @@ class ExportResult:
     params_file: Path
     deploy_file: Path
     onnx_file: Optional[Path] = None
+    openvino_file: Optional[Path] = None
 
     @classmethod
-    def in_folder(cls, folder: Path, onnx: bool) -> "ExportResult":
+    def in_folder(cls, folder: Path, onnx: bool, openvino: bool = False) -> "ExportResult":
         prefix = folder / MODEL_PREFIX
         return cls(folder, prefix.with_suffix(".json"), prefix.with_suffix(".pdiparams"), folder / DEPLOY_FILE,
-                   folder / ONNX_FILE if onnx else None)
+                   folder / ONNX_FILE if onnx or openvino else None, folder / OPENVINO_FILE if openvino else None)
 
 
 def export_model(model: nn.Layer, save_dir, *, transforms: Sequence[Dict], num_classes: int,
                  input_shape: Optional[Sequence[int]] = None, output_op: str = "argmax",
-                 onnx: bool = False, opset: int = ONNX_OPSET) -> ExportResult:
-    """Trace ``model`` (a deep copy; the model itself is untouched) and write the static graph,
-    ``deploy.yaml`` and, with ``onnx``, ``model.onnx`` into ``save_dir``, replacing an earlier export
-    there only once the new one has passed :func:`verify_export` (module docstring)."""
+                 onnx: bool = False, opset: int = ONNX_OPSET, openvino: bool = False,
+                 precision_check: Optional[Callable[[Path], Optional[Dict]]] = None,
+                 palette: Optional[Sequence[Sequence[int]]] = None) -> ExportResult:
+    """Trace ``model`` (a copy built for a traced graph; the model itself is untouched) and write the
+    static graph, ``deploy.yaml`` and, with ``onnx``, ``model.onnx`` (with ``openvino``, that and the
+    OpenVINO IR converted from it) into ``save_dir``, replacing an earlier export there only once the
+    new one has passed :func:`verify_export` (module docstring). ``precision_check(folder)``, run on the
+    verified folder before it replaces anything, returns the precisions it verified
+    (:mod:`paddleseg.core.deploy_check`), recorded as ``verified_precisions`` in deploy.yaml. ``palette``:
+    the data set's class colours for deploy.yaml (default: Cityscapes', then generated ones)."""
+    onnx = onnx or openvino  # the IR is converted from the ONNX model
     recover(Path(os.path.realpath(save_dir)))  # an earlier export killed mid-swap: put its predecessor back
     save_dir = check_save_dir(save_dir)
     shape = check_input_shape(input_shape)
     if onnx:
         check_opset(opset)
     transforms = resolve_transforms(transforms)
-    net = copy.deepcopy(model)
+    net = configured_copy(model, LayerConfig.for_tracing())
     net.eval()
     n_prelu = per_channel_prelu(net)
     logger.info("Per-channel PReLU slopes for %d layers (oneDNN fast path)", n_prelu)
@@ -210,13 +229,14 @@ def export_model(model: nn.Layer, save_dir, *, transforms: Sequence[Dict], num_c
         "params": f"{MODEL_PREFIX}.pdiparams",
         "onnx": ONNX_FILE if onnx else None,
         "onnx_opset": opset if onnx else None,
+        "openvino": OPENVINO_FILE if openvino else None,
         "input_name": INPUT_NAME,
         "input_shape": shape,
         "output_op": output_op,
         "output_dtype": "int32" if output_op == "argmax" else "float32",
         "num_classes": num_classes,
         "transforms": transforms,
-        "palette": get_palette(num_classes)[:num_classes].tolist(),
+        "palette": class_palette(num_classes, palette)[:num_classes].tolist(),
         # Cityscapes test-server ids for --label_ids (only meaningful for the 19 Cityscapes classes)
         "label_ids": list(TRAIN_ID_TO_LABEL_ID) if num_classes == NUM_CLASSES else None,
     }
@@ -226,21 +246,37 @@ def export_model(model: nn.Layer, save_dir, *, transforms: Sequence[Dict], num_c
     existed = real_dir.is_dir() and any(real_dir.iterdir())
     try:
         with atomic_folder(save_dir) as work:
-            files = ExportResult.in_folder(work, onnx)
+            files = ExportResult.in_folder(work, onnx, openvino)
             paddle.jit.save(static, str(work / MODEL_PREFIX))
             if onnx:
                 export_onnx(files.model_file, files.params_file, files.onnx_file, opset)
-            files.deploy_file.write_text(yaml.safe_dump({"Deploy": deploy}, sort_keys=False, default_flow_style=None),
-                                         encoding="utf-8")
+            if openvino:
+                export_openvino(files.onnx_file, files.openvino_file)
+            write_deploy_yaml(files, deploy)
+            write_marker(work, EXPORT_KIND)
             verify_export(files, probe, reference, output_op)
+            verified = precision_check(work) if precision_check is not None else None
+            if verified:
+                write_deploy_yaml(files, {**deploy, "verified_precisions": verified})
     except UserError as e:
         raise UserError(f"{e}; {_previous(save_dir, existed)}") from e
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
         raise UserError(f"{save_dir}: cannot write the export ({e.strerror or e}{where}); "
                         f"{_previous(save_dir, existed)}") from e
-    logger.info("Exported to %s (checked in Paddle Inference%s)", save_dir, " and ONNX Runtime" if onnx else "")
-    return ExportResult.in_folder(save_dir, onnx)
+    checked = ["Paddle Inference"] + ["ONNX Runtime"] * onnx + ["OpenVINO"] * openvino
+    logger.info("Exported to %s (checked in %s)", save_dir, ", ".join(checked))
+    return ExportResult.in_folder(save_dir, onnx, openvino)
+
+
+def write_deploy_yaml(files: "ExportResult", deploy: Dict) -> None:
+    """``deploy.yaml``: ``deploy`` under ``Deploy``, with the SHA-256 of each model file (``digests``),
+    which paddleseg.deploy checks before a runtime loads them (a changed or truncated file is named)."""
+    models = [p for p in (files.model_file, files.params_file, files.onnx_file, files.openvino_file) if p is not None]
+    models += [files.openvino_file.with_suffix(".bin")] if files.openvino_file is not None else []
+    section = {**deploy, "digests": {p.name: sha256(p) for p in models}}
+    files.deploy_file.write_text(yaml.safe_dump({"Deploy": section}, sort_keys=False, default_flow_style=None),
+                                 encoding="utf-8")
 
 
 def _previous(save_dir: Path, existed: bool) -> str:
@@ -296,6 +332,8 @@ def verify_export(files: ExportResult, x: np.ndarray, reference: np.ndarray, out
     backends = [("Paddle Inference", f"{files.model_file.name} + {files.params_file.name}", run_paddle_inference)]
     if files.onnx_file is not None:
         backends.append(("ONNX Runtime", files.onnx_file.name, run_onnxruntime))
+    if files.openvino_file is not None:
+        backends.append(("OpenVINO", f"{files.openvino_file.name} + model.bin", run_openvino))
     for name, model_files, run_backend in backends:
         try:
             out = run_backend(files, x)
@@ -344,11 +382,25 @@ def run_onnxruntime(files: ExportResult, x: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
-def first_line(error: BaseException) -> str:
-    """An exception as one line: Paddle's C++ errors put their message after 'Error Message Summary'."""
-    lines = [line.strip() for line in str(error).splitlines()]
-    if "Error Message Summary:" in lines:
-        lines = lines[lines.index("Error Message Summary:") + 1:]
-    text = next((line for line in lines if line and not set(line) <= set("-=") and "Traceback" not in line),
-                type(error).__name__)
-    return f"{type(error).__name__}: {text}"[:400]
+def export_openvino(onnx_file: Path, xml_file: Path) -> None:
+    """Convert ``onnx_file`` to an OpenVINO IR (``xml_file`` and its ``.bin``), weights kept in float32
+    (``save_model`` would halve them to float16 by default)."""
+    try:
+        import openvino as ov
+    except ImportError as e:
+        raise UserError(f"--openvino needs the openvino package ({first_line(e)}): pip install "
+                        f"'paddleseg-espnetv2[openvino]'") from e
+    try:
+        ov.save_model(ov.convert_model(str(onnx_file)), str(xml_file), compress_to_fp16=False)
+    except Exception as e:
+        raise UserError(f"OpenVINO cannot convert {onnx_file.name}: {first_line(e)}") from e
+    logger.info("OpenVINO IR (float32 weights): %s + %s", xml_file.name, xml_file.with_suffix(".bin").name)
+
+
+def run_openvino(files: ExportResult, x: np.ndarray) -> np.ndarray:
+    """The IR in OpenVINO at float32, explicitly (its default on a CPU with BF16 is bf16)."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(files.openvino_file), "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                                        "INFERENCE_NUM_THREADS": 1})
+    return np.array(compiled.create_infer_request().infer({0: x})[0], copy=True)

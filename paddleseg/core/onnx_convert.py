@@ -27,7 +27,7 @@ def convert(model_file: Path, params_file: Path, onnx_file: Path, opset: int) ->
 def prelu_to_leaky_relu(onnx_file: Path) -> int:
     """Rewrite every ``PRelu`` whose slope is a constant with one repeated value as ``LeakyRelu``
     with that value: the same ``x if x >= 0 else alpha * x``, but ONNX Runtime runs LeakyRelu
-    vectorised, while its broadcasting PRelu took ~40% of the model's run time. Returns the count."""
+    vectorised, while its broadcasting PRelu took much of the run time (docs/performance.md). Returns the count."""
     import onnx
     from onnx import helper, numpy_helper
 

@@ -40,12 +40,14 @@ from paddleseg.transforms.io import read_image
 from paddleseg.utils import charts
 from paddleseg.utils.atomic import atomic_folder
 from paddleseg.utils.metrics import ConfusionMatrix, _nanmean
+from paddleseg.utils.output_targets import check_replaceable_folder, write_marker
 from paddleseg.utils.visualize import get_palette, save_rgb
 
 PathLike = Union[str, Path]
 INDEX, METRICS, CONFUSION, CLASS_IOU, GALLERY = ("index.html", "metrics.json", "confusion_matrix.png",
                                                  "class_iou.png", "gallery")
 REPORT_FILES = (INDEX, METRICS, CONFUSION, CLASS_IOU)
+REPORT_KIND = "report"  # its marker: a folder holding it is an earlier report, which a new one replaces
 GALLERY_IMAGES = 8  # worst images shown by default
 PANEL_WIDTH = 400  # pixels per gallery panel
 PANEL_TITLES = ("image", "ground truth", "prediction", "errors (red)")
@@ -138,25 +140,10 @@ def _is_report_entry(path: Path) -> bool:
 
 def check_report_dir(folder: PathLike, name: str = "--report") -> None:
     """UserError unless ``folder`` (``name`` says where it came from) may be replaced by a report:
-    new, an empty folder or an earlier report (only :data:`REPORT_FILES` and ``gallery/*.png``), in
-    a place where a folder can be made. A symlink is judged by the folder it points to, which is
-    what would be replaced. Reads only."""
-    given = Path(folder)
-    target = Path(os.path.realpath(given))
-    shown = f"{name} {given}" + (f" (-> {target})" if target != given.absolute() else "")
-    if target.exists() and not target.is_dir():
-        raise UserError(f"{shown}: is a file; give a folder for the report (new, empty or an earlier report)")
-    if target.is_dir():
-        others = sorted(p.name for p in target.iterdir() if not _is_report_entry(p))
-        if others:
-            listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
-            raise UserError(f"{shown}: holds {listed}, which a report does not write; the report replaces "
-                            f"the whole folder, so give a new or empty folder or an earlier report's")
-    for existing in target.parents:
-        if existing.exists():
-            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-                raise UserError(f"{shown}: cannot be written ({existing} is not a writable folder)")
-            break
+    new, an empty folder or an earlier report (it holds the marker every report writes,
+    :mod:`paddleseg.utils.output_targets`) and only what a report writes, in a place where a folder can
+    be made. Reads only."""
+    check_replaceable_folder(folder, name, REPORT_KIND, own_entry=_is_report_entry)
 
 
 def write_report(folder: PathLike, matrix: ConfusionMatrix, worst: Optional[WorstImages] = None,
@@ -174,6 +161,7 @@ def write_report(folder: PathLike, matrix: ConfusionMatrix, worst: Optional[Wors
     try:
         with atomic_folder(folder) as tmp:
             _write_contents(tmp, matrix, worst, names, palette, details or {})
+            write_marker(tmp, REPORT_KIND)
             check_report_dir(folder, name)  # nothing was added meanwhile that the swap would delete
     except OSError as e:
         raise UserError(f"{name} {folder}: the report could not be written ({e.strerror or e}); the previous "
@@ -191,10 +179,17 @@ def _write_contents(tmp: Path, matrix: ConfusionMatrix, worst: Optional[WorstIma
         for rank, image in enumerate(worst.sorted(), 1):
             picture = f"{GALLERY}/{rank:02d}_{_safe_name(image.path)}.png"
             save_rgb(gallery_picture(image, palette, matrix.ignore_index), tmp / picture)
-            gallery.append({"rank": rank, "image": image.path, "miou": image.miou, "picture": picture})
+            gallery.append({"rank": rank, "image": shown_path(image.path), "miou": image.miou, "picture": picture})
     metrics = report_metrics(matrix, names, gallery)
-    (tmp / METRICS).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    (tmp / INDEX).write_text(render_html(metrics, details), encoding="utf-8")
+    # backslashreplace: any other text from a file name (a config path in details) cannot stop the report
+    (tmp / METRICS).write_text(json.dumps(metrics, indent=2), encoding="utf-8", errors="backslashreplace")
+    (tmp / INDEX).write_text(render_html(metrics, details), encoding="utf-8", errors="backslashreplace")
+
+
+def shown_path(path: str) -> str:
+    """``path`` as text that encodes as UTF-8: bytes of the file name that are not UTF-8 (which Python
+    holds as lone surrogates) are shown as ``\\xff`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _safe_name(path: str) -> str:

@@ -20,12 +20,14 @@ from typing import Dict, List
 
 from paddleseg.utils import charts
 from paddleseg.utils.atomic import atomic_write_text
+from paddleseg.utils.regular_file import read_text
 from paddleseg.utils.visualize import save_rgb
 
 logger = logging.getLogger(__name__)
 
 HISTORY_FILE = "train_history.json"
 CURVES_FILE = "training_curves.png"
+HISTORY_MAX_BYTES = 256 << 20  # ~100 bytes per log line: a 120k-iteration run logged every iteration is 12 MB
 
 
 @dataclass
@@ -46,7 +48,7 @@ class TrainHistory:
         if not path.exists():
             return cls(run_id)
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = json.loads(read_text(path, HISTORY_MAX_BYTES))
             history = cls(str(raw["run_id"]), list(raw["train"]), list(raw["eval"]))
         except (OSError, ValueError, KeyError, TypeError) as e:
             logger.warning("%s: unreadable (%s); the training curves start again from iteration %d", path, e,

@@ -16,9 +16,9 @@ from paddleseg.checkpoint import load_entire_model
 from paddleseg.core.infer import aug_inference, inference
 from paddleseg.core.report import GALLERY_IMAGES, WorstImages, check_report_dir, write_report
 from paddleseg.datasets.loader import build_dataloader
-from paddleseg.utils.cityscapes_labels import class_names
 from paddleseg.utils.device import check_precision, set_device
 from paddleseg.utils.metrics import ConfusionMatrix
+from paddleseg.utils.visualize import class_palette
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +94,10 @@ def evaluate_checkpoint(cfg, model_path, *, device: str = "cpu", num_workers: in
     result = {"miou": matrix.miou(), "acc": matrix.pixel_accuracy(), "kappa": matrix.kappa(),
               "dice": matrix.mean_dice(), "images": len(dataset),
               "class_iou": [None if v != v else float(v) for v in iou],
-              "table": matrix.table(class_names(dataset.num_classes))}
+              "table": matrix.table(dataset.class_names)}
     if report is not None and paddle.distributed.get_rank() == 0:
         details = {"model": model_path, "config": cfg.path, "images": len(dataset)}
-        result["report"] = str(write_report(report, matrix, worst, class_names(dataset.num_classes),
+        result["report"] = str(write_report(report, matrix, worst, dataset.class_names,
+                                            palette=class_palette(matrix.num_classes, dataset.palette),
                                             details=details))
     return result

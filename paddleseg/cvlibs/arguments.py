@@ -10,7 +10,10 @@ import math
 from numbers import Real
 from typing import Optional, Sequence, Tuple, Union
 
+from paddleseg.deploy.images import MAX_PIXELS
+
 Number = Union[int, float]
+MAX_SIDE = 65_535  # an image side: OpenCV's resize and PNG readers in practice
 
 
 def _fail(owner: str, name: str, expected: str, value) -> None:
@@ -67,14 +70,23 @@ def numbers(owner: str, name: str, values, count: int) -> Tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
+def side(owner: str, name: str, value) -> int:
+    """An image side in pixels: an integer in 1..:data:`MAX_SIDE`."""
+    return number(owner, name, value, 1, MAX_SIDE, integer=True)
+
+
 def size_pair(owner: str, name: str, value: Sequence) -> Tuple[int, int]:
-    """``[width, height]``: two positive integers."""
-    expected = "[width, height] with two positive integers"
+    """``[width, height]``: two integers in 1..:data:`MAX_SIDE`, of at most :data:`MAX_PIXELS` pixels
+    (the limit of the images read), so that a typo cannot ask for terabytes."""
+    expected = f"[width, height] with two integers from 1 to {MAX_SIDE}"
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         _fail(owner, name, expected, value)
     for v in value:
-        if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or int(v) != v or v <= 0:
+        if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or int(v) != v or v <= 0 \
+                or v > MAX_SIDE:
             _fail(owner, name, expected, value)
+    if value[0] * value[1] > MAX_PIXELS:
+        _fail(owner, name, f"at most {MAX_PIXELS} pixels (width × height, the limit of the images read)", value)
     return int(value[0]), int(value[1])
 
 

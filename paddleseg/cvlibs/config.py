@@ -333,6 +333,9 @@ class Config:
                               f"got {coef!r}")
         for i, item in enumerate(types):
             builder.check_component(item, f"loss.types[{i}]", manager.LOSSES, self.origin)
+        from paddleseg.losses import check_coefficients  # the loss package imports Paddle: only here
+
+        check_coefficients(coef, self.origin("loss.coef"))
 
     # -- plain values --------------------------------------------------------------------------
     @property
@@ -349,6 +352,23 @@ class Config:
     def recompute(self) -> bool:
         """Recompute activations in training's backward pass (the model's ``set_recompute``)."""
         return bool(self.dic.get("recompute", False))
+
+    @property
+    def palette(self) -> Optional[Tuple[Tuple[int, int, int], ...]]:
+        """The class colours the config's data set gives (``palette`` of val_dataset, else of
+        train_dataset), checked, or None; read without building the data set (predict.py and export.py
+        need no data)."""
+        for key in ("val_dataset", "train_dataset"):
+            section = self.dic.get(key)
+            if isinstance(section, dict) and section.get("palette") is not None:
+                from paddleseg.datasets.dataset import check_palette
+
+                count = section.get("num_classes", len(section["palette"]) if isinstance(section["palette"], list) else 0)
+                try:
+                    return check_palette(str(section.get("type", key)), section["palette"], count)
+                except ValueError as e:
+                    raise ConfigError(f"{self.origin(f'{key}.palette')}: {e}") from None
+        return None
 
     @property
     def test_config(self) -> Dict:

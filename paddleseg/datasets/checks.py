@@ -13,9 +13,10 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from paddleseg.datasets.doctor.encodings import set_encoding_problem
 from paddleseg.datasets.parallel import parallel_map
 from paddleseg.errors import DatasetError
-from paddleseg.transforms.io import check_pixels, read_label
+from paddleseg.transforms.io import decode, read_checked, read_label
 
 FilePair = Tuple[str, Optional[str]]
 MAX_LISTED = 10
@@ -24,13 +25,8 @@ MAX_LISTED = 10
 def image_size(path: str) -> Tuple[int, int]:
     """(height, width) of a fully decoded image; raises DatasetError if it cannot be decoded, and
     :class:`~paddleseg.transforms.io.ImageTooLarge` (before decoding) if its header claims more pixels
-    than training and evaluation read."""
-    check_pixels(path)
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        reason = "file not found" if not Path(path).is_file() else "unreadable or truncated image"
-        raise DatasetError(f"{path}: {reason}")
-    return img.shape[:2]
+    than training and evaluation read. Read as :mod:`paddleseg.deploy.images` reads (any file name)."""
+    return decode(read_checked(path), path, cv2.IMREAD_UNCHANGED).shape[:2]
 
 
 def bad_values_message(counts: np.ndarray, num_classes: int, ignore_index: int) -> Optional[str]:
@@ -127,7 +123,14 @@ def check_contents(file_list: Sequence[FilePair], num_classes: int, ignore_index
                    cache: Optional[Path] = None) -> List[str]:
     """Read every pair; return the problems (one message per bad pair), or raise :class:`DatasetError`
     listing them when ``raise_error``. With ``cache`` (a file), pairs that passed before and have not
-    changed since are not read again (:class:`CheckCache`)."""
+    changed since are not read again (:class:`CheckCache`). A set of colour masks or of binary masks
+    saved as 0/255 (judged from a few labels first, whatever the cache holds) is one problem naming the
+    encoding and the ``check_dataset.py --convert`` command that fixes it."""
+    encoding = set_encoding_problem(file_list, num_classes, ignore_index)  # colour or 0/255 masks: one message
+    if encoding:
+        if raise_error:
+            raise DatasetError(encoding)
+        return [encoding]
     memory = CheckCache(cache) if cache is not None else None
     todo, todo_stamps = list(file_list), []
     if memory is not None:  # stamped before reading: a file changed during the check is not cached as passed

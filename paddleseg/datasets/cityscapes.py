@@ -7,7 +7,7 @@ from pathlib import Path
 from paddleseg.cvlibs import manager
 from paddleseg.datasets.dataset import SegmentationDataset
 from paddleseg.errors import DatasetError
-from paddleseg.utils.cityscapes_labels import IGNORE_INDEX, NUM_CLASSES
+from paddleseg.utils.cityscapes_labels import CITYSCAPES_CLASSES, IGNORE_INDEX, NUM_CLASSES
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIX = "_gtFine_labelTrainIds.png"  # what this data set reads
@@ -17,7 +17,8 @@ LABEL_ID_SUFFIX = "_gtFine_labelIds.png"
 
 @manager.DATASETS.add_component
 class Cityscapes(SegmentationDataset):
-    """Cityscapes fine annotations, 19 training classes, ignore index 255.
+    """Cityscapes fine annotations, 19 training classes (``class_names``: cityscapesscripts' names),
+    ignore index 255.
 
     Args:
         dataset_root: folder holding ``leftImg8bit/`` and ``gtFine/``.
@@ -26,7 +27,7 @@ class Cityscapes(SegmentationDataset):
     """
 
     def __init__(self, dataset_root: str, transforms: list, mode: str = "train"):
-        super().__init__(transforms, NUM_CLASSES, mode, IGNORE_INDEX)
+        super().__init__(transforms, NUM_CLASSES, mode, IGNORE_INDEX, CITYSCAPES_CLASSES)
         self.dataset_root = Path(dataset_root)
         self.validate()
 

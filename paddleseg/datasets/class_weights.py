@@ -1,5 +1,6 @@
-"""Class weights from pixel frequencies, ESPNet's formula ``w = 1 / ln(1.10 + p)``. Writing them into a
-config's ``CrossEntropyLoss.weight`` is :mod:`paddleseg.cvlibs.config_rewrite`'s job."""
+"""Class weights from pixel frequencies: ESPNet's formula ``w = 1 / ln(1.10 + p)`` and median frequency
+balancing. Writing them into a config's ``CrossEntropyLoss.weight`` is :mod:`paddleseg.cvlibs.config_rewrite`'s
+job (or the data-set doctor's, for the config it writes)."""
 from functools import partial
 from typing import Optional, Sequence
 
@@ -39,3 +40,18 @@ def compute_class_weights(dataset, workers: Optional[int] = None, progress: bool
     if not paths:
         raise DatasetError(f"{type(dataset).__name__} ({dataset.mode}): no label files to count")
     return weights_from_histogram(class_histogram(paths, dataset.num_classes, workers, progress))
+
+
+def median_frequency_weights(class_pixels: Sequence[int], present_pixels: Sequence[int]) -> np.ndarray:
+    """Median frequency balancing (Eigen & Fergus, 2015): ``freq(c)`` is class ``c``'s pixels over the pixels
+    of the images in which ``c`` appears, and ``w(c) = median(freq) / freq(c)``, the median taken over the
+    classes that appear. A class that never appears gets 0 (it has no pixel to weigh)."""
+    class_pixels = np.asarray(class_pixels, dtype=np.float64)
+    present_pixels = np.asarray(present_pixels, dtype=np.float64)
+    seen = (class_pixels > 0) & (present_pixels > 0)
+    weights = np.zeros(len(class_pixels))
+    if not seen.any():
+        raise DatasetError("no labelled pixels to compute class weights from (all ignored?)")
+    freq = class_pixels[seen] / present_pixels[seen]
+    weights[seen] = np.median(freq) / freq
+    return weights

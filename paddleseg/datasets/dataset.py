@@ -1,6 +1,6 @@
 """The generic file-list dataset: a text file of ``image_path label_path`` lines under ``dataset_root``."""
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -25,7 +25,7 @@ def as_compose(transforms, where: str) -> Compose:
 def check_label_values(label: np.ndarray, num_classes: int, ignore_index: int, path: str) -> None:
     """Raise :class:`DatasetError` naming ``path`` and the values if a uint8 ``label`` holds a value
     outside 0..num_classes-1 and ``ignore_index`` (the loss would fail on it with an IndexError deep
-    in Paddle). About 0.1 ms for a 2048x1024 label: the histogram is only taken when the maximum is
+    in Paddle). Cheap (docs/performance.md): the histogram is only taken when the maximum is
     out of range and is not the ignored value 255."""
     high = int(label.max()) if label.size else 0
     if high < num_classes:
@@ -38,6 +38,32 @@ def check_label_values(label: np.ndarray, num_classes: int, ignore_index: int, p
         raise DatasetError(f"{path}: {message} (tools/check_dataset.py checks every file)")
 
 
+def check_class_names(name: str, class_names: Optional[Sequence[str]], num_classes: int) -> Optional[Tuple[str, ...]]:
+    """``class_names`` as a tuple of ``num_classes`` non-empty strings, or None."""
+    if class_names is None:
+        return None
+    if (not isinstance(class_names, (list, tuple)) or len(class_names) != num_classes
+            or not all(isinstance(n, str) and n.strip() for n in class_names)):
+        raise ValueError(f"{name}.class_names must be a list of {num_classes} names (one per class), got "
+                         f"{class_names!r}")
+    return tuple(class_names)
+
+
+def check_palette(name: str, palette: Optional[Sequence[Sequence[int]]],
+                  num_classes: int) -> Optional[Tuple[Tuple[int, int, int], ...]]:
+    """``palette`` as a tuple of ``num_classes`` (r, g, b) colours of 0..255, or None."""
+    if palette is None:
+        return None
+    expected = f"a list of {num_classes} [r, g, b] colours (one per class, values 0..255)"
+    if not isinstance(palette, (list, tuple)) or len(palette) != num_classes:
+        raise ValueError(f"{name}.palette must be {expected}, got {palette!r:.200}")
+    for colour in palette:
+        if (not isinstance(colour, (list, tuple)) or len(colour) != 3
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in colour)):
+            raise ValueError(f"{name}.palette must be {expected}, got the colour {colour!r:.80}")
+    return tuple(tuple(int(v) for v in colour) for colour in palette)
+
+
 class SegmentationDataset:
     """What every dataset shares: a ``file_list`` of (image, label) paths, loading one sample, its
     per-sample random generator, and the checks.
@@ -45,15 +71,20 @@ class SegmentationDataset:
     ``ds[i]`` is ``{'img': float32 (3, H, W), 'label': int64 (H, W), 'img_path', 'label_path'}`` (no
     ``'label'`` in test mode). Sample ``i`` draws its augmentation from
     ``np.random.default_rng((ds.seed, ds.epoch, i))``: the same for any number of loader workers,
-    different in every epoch.
+    different in every epoch. ``class_names``: one name per class for tables and reports, or None
+    (classes are then shown by their index). ``palette``: one [r, g, b] colour per class for pictures
+    (reports, predict.py, exports), or None (Cityscapes' colours, then generated ones).
     """
 
-    def __init__(self, transforms, num_classes: int, mode: str, ignore_index: int = 255):
+    def __init__(self, transforms, num_classes: int, mode: str, ignore_index: int = 255,
+                 class_names: Optional[Sequence[str]] = None, palette: Optional[Sequence[Sequence[int]]] = None):
         name = type(self).__name__  # the argument checks raise ValueError; built from a config: ConfigError
         self.mode = arguments.one_of(name, "mode", mode, MODES)
         self.transforms = as_compose(transforms, name)
         self.num_classes = arguments.number(name, "num_classes", num_classes, 1, 255, integer=True)
         self.ignore_index = arguments.label_value(name, "ignore_index", ignore_index)
+        self.class_names = check_class_names(name, class_names, self.num_classes)
+        self.palette = check_palette(name, palette, self.num_classes)
         self.seed = 0
         self.epoch = 0
         self.file_list: List[Tuple[str, Optional[str]]] = []
@@ -93,12 +124,15 @@ class SegmentationDataset:
 @manager.DATASETS.add_component
 class Dataset(SegmentationDataset):
     """A custom data set from file lists: each line is ``image_path<separator>label_path`` relative to
-    ``dataset_root`` (the label may be left out in test mode)."""
+    ``dataset_root`` (the label may be left out in test mode). ``class_names``: optional, one per class
+    (tables and reports show the index otherwise); ``palette``: optional, one [r, g, b] per class (the
+    colours of pictures; tools/check_dataset.py --write_config writes the colours of colour masks)."""
 
     def __init__(self, dataset_root: str, transforms: list, num_classes: int, mode: str = "train",
                  train_path: Optional[str] = None, val_path: Optional[str] = None,
-                 test_path: Optional[str] = None, separator: str = " ", ignore_index: int = 255):
-        super().__init__(transforms, num_classes, mode, ignore_index)
+                 test_path: Optional[str] = None, separator: str = " ", ignore_index: int = 255,
+                 class_names: Optional[List[str]] = None, palette: Optional[List[List[int]]] = None):
+        super().__init__(transforms, num_classes, mode, ignore_index, class_names, palette)
         self.dataset_root = Path(dataset_root)
         if not isinstance(separator, str) or not separator:
             raise ValueError(f"Dataset.separator must be a non-empty string, got {separator!r}")

@@ -7,9 +7,16 @@ guard rail, ground), so every one of the 19 training classes and some ignored pi
 is coloured from the polygons with per-object colours, texture, noise and lighting; the label-id image
 is drawn from the same polygons the same way cityscapesscripts draws them (PIL), so the JSON, the
 label ids and the image agree pixel for pixel. Everything is a function of the seed.
+
+A moving-camera clip (:func:`make_clip`, :func:`write_synthetic_clip`) films one scene larger than the
+frame: each frame is the scene seen through a known affine camera (a pan with a slow zoom and a little
+bob), with fresh sensor noise and exposure per frame, and its train-id labels are the scene's labels
+seen through the same affine. :func:`clip_flow` gives the true motion between two frames, so temporal
+stability can be measured against the known motion as well as against optical flow (docs/video.md).
 """
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -21,6 +28,8 @@ from PIL import Image, ImageDraw
 from paddleseg.datasets.cityscapes import IMAGE_SUFFIX, LABEL_ID_SUFFIX, POLYGON_SUFFIX
 from paddleseg.datasets.cityscapes_convert import convert_cityscapes
 from paddleseg.datasets.parallel import parallel_map
+from paddleseg.utils.atomic import atomic_write_text
+from paddleseg.utils.cityscapes_labels import IGNORE_INDEX
 
 Polygon = List[Tuple[int, int]]
 SceneObject = Tuple[str, Polygon]
@@ -221,4 +230,105 @@ def write_synthetic_cityscapes(out: Union[str, Path], train: int = 60, val: int 
             jobs.append((root, split, stem, width, height, (seed, s, i)))
     parallel_map(write_sample, jobs, workers, "drawing scenes", progress)
     convert_cityscapes(root, force=True, workers=workers, progress=progress)
+    return root
+
+
+# ------------------------------------------------------------------------------------------------
+# a moving-camera clip
+# ------------------------------------------------------------------------------------------------
+CLIP_FPS = 25.0
+CLIP_NOISE = 6.0      # per-frame sensor noise (standard deviation, grey levels)
+CLIP_EXPOSURE = 0.04  # per-frame exposure change (a fraction, uniform in +-)
+
+
+@dataclass
+class Clip:
+    """A moving-camera clip: RGB uint8 ``frames`` (H, W, 3), their train-id ``labels`` (H, W; 255
+    ignored) and each frame's ``camera``, the 2x3 affine taking frame pixels to scene pixels."""
+    frames: List[np.ndarray]
+    labels: List[np.ndarray]
+    cameras: List[np.ndarray]
+
+
+def clip_cameras(frames: int, width: int, height: int, scene_width: int, scene_height: int) -> List[np.ndarray]:
+    """The camera of each frame: a window panning left to right across the scene's middle, showing
+    1.4 scene pixels per frame pixel at first and 1.65 at the end (zooming out), bobbing by 2% of the
+    height (the scale of the training crops: the scenes are twice the frame's height)."""
+    cameras = []
+    for t in np.linspace(0.0, 1.0, frames):
+        zoom = 1.4 + 0.25 * t                           # scene pixels per frame pixel
+        half_w, half_h = width * zoom / 2, height * zoom / 2
+        cx = half_w + (scene_width - 2 * half_w) * (0.05 + 0.9 * t)
+        cy = scene_height * (0.5 + 0.02 * math.sin(2 * math.pi * 2 * t))
+        cy = min(max(cy, half_h), scene_height - half_h)
+        cameras.append(np.array([[zoom, 0.0, cx - half_w], [0.0, zoom, cy - half_h]]))
+    return cameras
+
+
+def clip_flow(camera_from: np.ndarray, camera_to: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The true motion (H, W, 2) float32 from a frame of camera ``camera_from`` to one of
+    ``camera_to``: frame pixel x shows the scene point that ``camera_to``'s frame shows at x + flow(x)
+    (the convention of OpenCV's optical flow from the first frame to the second)."""
+    to_scene = np.vstack([camera_from, [0.0, 0.0, 1.0]])
+    from_scene = np.linalg.inv(np.vstack([camera_to, [0.0, 0.0, 1.0]]))
+    m = (from_scene @ to_scene)[:2]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    flow = np.stack([m[0, 0] * xs + m[0, 1] * ys + m[0, 2] - xs, m[1, 0] * xs + m[1, 1] * ys + m[1, 2] - ys], axis=-1)
+    return flow.astype(np.float32)
+
+
+def make_clip(frames: int = 48, width: int = 256, height: int = 128, seed: int = 0) -> Clip:
+    """A clip of ``frames`` frames of ``width`` x ``height`` filming one scene three times as wide and
+    twice as high (:func:`clip_cameras`; :data:`CLIP_NOISE` and :data:`CLIP_EXPOSURE` change from frame
+    to frame besides the camera)."""
+    if frames < 2 or width < 64 or height < 32:
+        raise ValueError(f"a clip needs at least 2 frames of 64x32 pixels, got {frames} of {width}x{height}")
+    rng = np.random.default_rng((seed, 7))
+    scene_w, scene_h = 3 * width, 2 * height
+    objects = make_scene(rng, scene_w, scene_h)
+    index = rasterize(objects, scene_w, scene_h)
+    scene = paint(objects, index, rng)
+    train_ids = np.full(len(objects) + 1, IGNORE_INDEX, dtype=np.uint8)
+    for i, (name, _) in enumerate(objects, 1):
+        train_id = name2label[name].trainId
+        train_ids[i] = train_id if 0 <= train_id < IGNORE_INDEX else IGNORE_INDEX
+    scene_labels = train_ids[index]
+    clip = Clip([], [], clip_cameras(frames, width, height, scene_w, scene_h))
+    for camera in clip.cameras:
+        flags = cv2.WARP_INVERSE_MAP  # the camera maps frame pixels to scene pixels
+        view = cv2.warpAffine(scene, camera, (width, height), flags=cv2.INTER_LINEAR | flags,
+                              borderMode=cv2.BORDER_REFLECT)
+        exposure = 1.0 + rng.uniform(-CLIP_EXPOSURE, CLIP_EXPOSURE)
+        noisy = view.astype(np.float32) * exposure + rng.normal(0, CLIP_NOISE, view.shape).astype(np.float32)
+        clip.frames.append(np.clip(noisy + 0.5, 0, 255).astype(np.uint8))
+        clip.labels.append(cv2.warpAffine(scene_labels, camera, (width, height), flags=cv2.INTER_NEAREST | flags,
+                                          borderMode=cv2.BORDER_CONSTANT, borderValue=IGNORE_INDEX))
+    return clip
+
+
+def write_synthetic_clip(out: Union[str, Path], frames: int = 48, width: int = 256, height: int = 128,
+                         seed: int = 0, fps: float = CLIP_FPS) -> Path:
+    """Write a :func:`make_clip` clip under ``out``: ``frames/frame_000000.png`` (RGB),
+    ``labels/frame_000000.png`` (train ids), ``clip.mp4`` (the frames as MPEG-4, ``fps`` frames per
+    second) and ``cameras.json`` (each frame's affine, frame pixels to scene pixels). Returns ``out``."""
+    clip = make_clip(frames, width, height, seed)
+    root = Path(out)
+    for folder in ("frames", "labels"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    video = cv2.VideoWriter(str(root / "clip.mp4"), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                            (width, height))
+    if not video.isOpened():
+        raise OSError(f"{root / 'clip.mp4'}: OpenCV cannot write MPEG-4 here")
+    try:
+        for i, (frame, label) in enumerate(zip(clip.frames, clip.labels)):
+            bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+            if not cv2.imwrite(str(root / "frames" / f"frame_{i:06d}.png"), bgr):
+                raise OSError(f"{root / 'frames'}: could not be written")
+            Image.fromarray(label, mode="L").save(root / "labels" / f"frame_{i:06d}.png")
+            video.write(bgr)
+    finally:
+        video.release()
+    atomic_write_text(root / "cameras.json", json.dumps(
+        {"fps": fps, "width": width, "height": height, "seed": seed,
+         "cameras": [camera.round(6).tolist() for camera in clip.cameras]}, indent=1))
     return root

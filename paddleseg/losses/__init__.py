@@ -9,6 +9,8 @@ order the model returns them (main output first, then the auxiliary heads)::
 
 The training loop builds each entry of ``types`` and calls :func:`compute_losses` every step.
 """
+import math
+from numbers import Real
 from typing import List, Sequence, Tuple
 
 import paddle
@@ -29,6 +31,18 @@ def describe_outputs(count: int) -> str:
     if count == 2:
         return "main, auxiliary"
     return ", ".join(n if n == "main" else f"auxiliary {n[3:]}" for n in names)
+
+
+def check_coefficients(coefs: Sequence, where: str = "loss.coef") -> None:
+    """Each coefficient a finite number and at least one positive: with all of them 0 (or negative) the
+    run would train on a loss that does not fall, for hours. ``where`` names the key (and its file).
+    Raises :class:`ConfigError`."""
+    for i, coef in enumerate(coefs):
+        if isinstance(coef, bool) or not isinstance(coef, Real) or not math.isfinite(coef):
+            raise ConfigError(f"{where}: coefficient {i} must be a finite number, got {coef!r}")
+    if not any(coef > 0 for coef in coefs):
+        raise ConfigError(f"{where}: at least one coefficient must be positive, got {list(coefs)!r}; with none, "
+                          f"training would not lower any loss")
 
 
 def compute_losses(losses: Sequence, coefs: Sequence[float], logits_list: Sequence[paddle.Tensor],

@@ -16,9 +16,17 @@ import paddle.nn.functional as F
 
 from paddleseg.checkpoint.weights import load_entire_model
 from paddleseg.cvlibs import manager
-from paddleseg.models.backbones.eespnet import (EESP, EESPNet, check_channels, check_drop_prob, check_scale,
-                                                 reference_key)
-from paddleseg.models.layers import BNPReLU, ConvBNAct, DepthwiseConv2D, concat, resize, upsample_by_matmul
+from paddleseg.models import layer_config
+from paddleseg.models.backbones.eespnet import (
+    EESP,
+    EESPNet,
+    check_channels,
+    check_drop_prob,
+    check_scale,
+    reference_key,
+)
+from paddleseg.models.layer_config import Configurable
+from paddleseg.models.layers import BNPReLU, ConvBNAct, DepthwiseConv2D, Resize, concat
 from paddleseg.models.recompute import Recomputable, run
 
 
@@ -34,6 +42,7 @@ class PSPModule(Recomputable):
             DepthwiseConv2D(in_channels, 3)
             for _ in range(levels)])
         self.project = ConvBNAct(in_channels * (levels + 1), out_channels, 1)
+        self.resize = Resize()
 
     def compute(self, x: paddle.Tensor) -> paddle.Tensor:
         pyramid = [x]
@@ -42,11 +51,11 @@ class PSPModule(Recomputable):
             # 'SAME' as in both references: [0, 1] on an even size, [1, 1] on an odd one (no fixed
             # padding matches both); padding is excluded from the average
             pooled = F.avg_pool2d(pooled, kernel_size=3, stride=2, padding="SAME", exclusive=True)
-            pyramid.append(resize(stage(pooled), x))
+            pyramid.append(self.resize(stage(pooled), x))
         return self.project(concat(pyramid))
 
 
-class ESPNetV2Head(nn.Layer):
+class ESPNetV2Head(nn.Layer, Configurable):
     """The segmentation decoder of ESPNetv2 on top of an :class:`EESPNet` backbone.
 
     level4 is projected to level3's width, upsampled and concatenated with level3, then an EESP unit
@@ -60,7 +69,9 @@ class ESPNetV2Head(nn.Layer):
     (to level 2's size, level 1's, the input's); both (N, classes, H, W). ``train_outputs`` declares
     that count, so the loss can be checked against it when the config is built.
 
-    :meth:`set_recompute` trades memory for time in training (``train.py --recompute``).
+    :meth:`set_recompute` trades memory for time in training (``train.py --recompute``). The layers'
+    forms (fast CPU kernels, the traced graph's resizes) come from the layer configuration when the
+    model is built (:mod:`paddleseg.models.layer_config`).
     """
 
     train_outputs = 2  # main logits, auxiliary (level-3) logits
@@ -77,9 +88,11 @@ class ESPNetV2Head(nn.Layer):
         self.project_l2 = ConvBNAct(c2 + num_classes, num_classes, 1)
         self.project_l1 = nn.Sequential(nn.Dropout2D(p=drop_prob),
                                         nn.Conv2D(c1 + num_classes, num_classes, 1, bias_attr=False))
+        self.resize = Resize()
         self.num_classes = num_classes
         self.recompute = False  # the context block (set_recompute)
         self.recompute_refine = False
+        self.configure(layer_config.current())
 
     def set_recompute(self, on: bool = True, head: bool = False) -> None:
         """Recompute blocks in the backward pass of training instead of keeping their activations
@@ -88,9 +101,9 @@ class ESPNetV2Head(nn.Layer):
         convolutions on wide maps, much memory for little compute); with ``head`` also the level-3
         context up to the EESP unit (:meth:`context`) and the PSP module on its own (in one block with
         the unit, its backward would run beside the unit's activations made again). ``train.py
-        --recompute`` takes the first set: measured at s=2.0, 2x3x512x1024 on 2 CPU cores (paired with
-        the default run, glibc huge pages on, README), the refinement saves ~75 MB for no measurable
-        time, while the context and PSP add 1.23x the step time to save another 240 MB."""
+        --recompute`` takes the first set: measured (docs/performance.md), the refinement saves memory
+        for no measurable time, while the context and PSP cost far more time for what they save. A model built
+        for a traced graph never recomputes (:func:`paddleseg.models.recompute.applies`)."""
         self.backbone.set_recompute(on)
         unit, psp = self.eesp_psp
         unit.recompute = False  # inside the context block: blocks must not nest
@@ -100,27 +113,28 @@ class ESPNetV2Head(nn.Layer):
 
     def context(self, out_l3: paddle.Tensor, out_l4: paddle.Tensor) -> paddle.Tensor:
         """level 4 projected, upsampled and joined to level 3, then the EESP unit (``eesp_psp[0]``)."""
-        l4_to_l3 = resize(self.proj_l4_c(out_l4), out_l3)
+        l4_to_l3 = self.resize(self.proj_l4_c(out_l4), out_l3)
         return self.eesp_psp[0](concat([out_l3, l4_to_l3]))
 
     def refine(self, classes_l3: paddle.Tensor, out_l2: paddle.Tensor, out_l1: paddle.Tensor) -> paddle.Tensor:
         """The level-3 class map joined with level 2, then level 1: class scores at level 1's size."""
-        merged_l2 = self.project_l2(concat([out_l2, resize(classes_l3, out_l2)]))
-        return self.project_l1(concat([out_l1, resize(merged_l2, out_l1)]))
+        merged_l2 = self.project_l2(concat([out_l2, self.resize(classes_l3, out_l2)]))
+        return self.project_l1(concat([out_l1, self.resize(merged_l2, out_l1)]))
 
     def forward(self, x: paddle.Tensor) -> List[paddle.Tensor]:
         out_l1, out_l2, out_l3, out_l4 = self.backbone(x)
         unit, psp = self.eesp_psp
         merged_l3 = psp(run(self, [self.proj_l4_c, unit], self.context, out_l3, out_l4))
         classes_l3 = self.act_l3(self.project_l3(merged_l3))
-        # the upsampling to the input stays out of the recomputed block: run again, it would cost ~0.1 s
-        # per step (2x19x256x512 -> 512x1024 on 2 CPU cores) to save one level-1 class map
-        logits = resize(run(self, [self.project_l2, self.project_l1], self.refine, classes_l3, out_l2, out_l1,
-                            switch="recompute_refine"), x)
+        # the upsampling to the input stays out of the recomputed block: run again, it would cost more
+        # time per step than one level-1 class map is worth (docs/performance.md)
+        refined = run(self, [self.project_l2, self.project_l1], self.refine, classes_l3, out_l2, out_l1,
+                      switch="recompute_refine")
+        logits = self.resize(refined, x)
         if self.training:
-            # the references' hierarchical upsampling (level 3 -> 2 -> 1 -> input), as two GEMMs:
-            # bilinear_interp's gradient is slow on CPU (layers.upsample_by_matmul)
-            return [logits, upsample_by_matmul(classes_l3, out_l2, out_l1, x)]
+            # the references' hierarchical upsampling (level 3 -> 2 -> 1 -> input), as two GEMMs in
+            # eager execution: bilinear_interp's gradient is slow on CPU (layers.upsample_by_matmul)
+            return [logits, self.resize.through(classes_l3, out_l2, out_l1, x)]
         return [logits]
 
 

@@ -1,5 +1,8 @@
 """Small building blocks shared by the backbone and the head.
 
+``PReLU``, ``DepthwiseConv2D`` and ``Resize`` have several forms of the same function, one of which
+is chosen when the layer is built, from the layer configuration (:mod:`paddleseg.models.layer_config`).
+
 State-dict names are a checkpoint contract: ``_conv``, ``_batch_norm`` and ``_prelu.act_func`` are
 the names upstream PaddleSeg's released ESPNetV2 checkpoint uses, so the attributes keep them.
 """
@@ -12,6 +15,8 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.autograd import PyLayer
 
+from paddleseg.models import layer_config
+from paddleseg.models.layer_config import Configurable, LayerConfig
 from paddleseg.utils.paddle_compat import leaky_relu_grad, prelu_slope, prelu_slope_count
 
 Padding = Union[int, str]
@@ -88,29 +93,40 @@ def conv2d_same(in_channels: int, out_channels: int, kernel_size: int, stride: i
                      bias_attr=None if bias else False)
 
 
-class DepthwiseConv2D(nn.Conv2D):
+class DepthwiseConv2D(nn.Conv2D, Configurable):
     """A stride-1, undilated depthwise ``nn.Conv2D`` (odd kernel, 'SAME' padding) with a faster eager
     CPU backward. (N, C, H, W) → (N, C, H, W); ``weight`` (and ``bias``) are ``nn.Conv2D``'s, so
     state-dict keys do not change.
 
-    Paddle 3.3's CPU gradient kernel of ``depthwise_conv2d`` spends ~6x the forward's time on the
-    input's gradient (2x32x128x256: 39 ms against 7 ms for the forward). At stride 1 with symmetric
+    Paddle 3.3's CPU gradient kernel of ``depthwise_conv2d`` spends several times the forward's time on
+    the input's gradient (docs/performance.md). At stride 1 with symmetric
     padding that gradient is itself a depthwise convolution, of the output's gradient with the kernel
     turned by 180°, which the forward kernel computes in forward time; the weight's gradient comes
     from Paddle's kernel with the input's gradient switched off (:class:`_DepthwiseConv`). Backward:
-    45 → 21 ms there. The weight's gradient is bit for bit Paddle's; the input's equal to float
-    rounding (the same products summed in another order). GPU and traced graphs keep the plain op.
+    faster (docs/performance.md). The weight's gradient is bit for bit Paddle's; the input's equal to float
+    rounding (the same products summed in another order).
+
+    ``variant`` (from the layer configuration): ``'conv_backward'`` that path (eager on the CPU), or
+    ``'depthwise_conv2d'`` Paddle's op alone (GPU, traced graphs).
     """
 
+    VARIANTS = ("conv_backward", "depthwise_conv2d")
+
     def __init__(self, channels: int, kernel_size: int, bias: bool = False):
-        super().__init__(channels, channels, kernel_size, padding=(kernel_size - 1) // 2, groups=channels,
+        padding = (kernel_size - 1) // 2
+        super().__init__(channels, channels, kernel_size, padding=padding, groups=channels,
                          bias_attr=None if bias else False)
+        self.same_padding = padding  # nn.Conv2D keeps its own in a private attribute
+        self.configure(layer_config.current())
+
+    def configure(self, config: LayerConfig) -> None:
+        super().configure(config)
+        self.variant = "conv_backward" if config.eager_cpu else "depthwise_conv2d"
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        if (not paddle.in_dynamic_mode() or not x.place.is_cpu_place() or not paddle.is_grad_enabled()
-                or x.stop_gradient):
+        if self.variant == "depthwise_conv2d" or not paddle.is_grad_enabled() or x.stop_gradient:
             return super().forward(x)
-        out = _DepthwiseConv.apply(x, self.weight, self._padding)
+        out = _DepthwiseConv.apply(x, self.weight, self.same_padding)
         return out if self.bias is None else out + self.bias.reshape([1, -1, 1, 1])
 
 
@@ -140,38 +156,71 @@ class _DepthwiseConv(PyLayer):
         return x_grad, weight_grad
 
 
-# Multiply-adds per output pixel up to which two GEMMs (upsample_by_matmul) beat bilinear_interp's CPU
-# kernels, forward + backward (measured on 2 cores, MKL's AVX2 path): 4x faster at 64 (the PSP's
-# 32x64 -> 64x128), 1.5x at 256 (128x256 -> 256x512), 1.2x slower at 512 (256x512 -> 512x1024).
-MATMUL_RESIZE_MAX_MACS = 320
-
-
-def resize(x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
-    """Bilinear (align_corners=True) resize of ``x`` to the spatial size of ``like``.
+class Resize(nn.Layer, Configurable):
+    """Bilinear (align_corners=True) resizing of ``x`` to the spatial size of ``like``: (N, C, h, w),
+    (·, ·, H, W) → (N, C, H, W). No parameters, so no state-dict keys.
 
     Sizes come from the tensors, so any input size works (the references upsample by a fixed factor
     and break on sizes that are not multiples of 32).
 
-    Three formulations of the same function, equal to float rounding (tests/test_resize.py): eager
-    execution on the CPU computes it as two matrix products (:func:`upsample_by_matmul`) where that
-    costs at most :data:`MATMUL_RESIZE_MAX_MACS` multiply-adds per output pixel, since Paddle's CPU
-    ``bilinear_interp`` kernels (the gradient above all) are slow; otherwise eager execution calls
-    ``F.interpolate`` (one kernel); a traced graph (``paddle.jit.to_static``, export) gets
-    :func:`_resize_by_gather`, because Paddle Inference 3.3's oneDNN path cannot run the exported
-    ``bilinear_interp`` op at all ("ConvertPirAttribute2RuntimeAttribute not support
-    pir::ArrayAttribute<pir::DoubleAttribute>"). The choice is made on Python values (sizes of the
-    eager tensors, a bool while tracing): no shape-dependent control flow enters the graph.
+    Three forms of the same function, equal to float rounding (tests/test_resize.py); ``variant``
+    (from the layer configuration) names the one built:
+
+    - ``'matmul_where_cheap'`` (eager on the CPU): two matrix products (:func:`upsample_by_matmul`)
+      where that costs at most the configuration's ``matmul_resize_max_macs`` multiply-adds per output
+      pixel (:func:`matmul_resize_macs`, a choice on the tensors' sizes), since Paddle's CPU
+      ``bilinear_interp`` kernels (the gradient above all) are slow; else ``F.interpolate``.
+    - ``'interpolate'`` (eager on a GPU): ``F.interpolate``, one kernel.
+    - ``'gather'`` (traced graphs, export): :func:`resize_by_gather`, because Paddle Inference 3.3's
+      oneDNN path cannot run the exported ``bilinear_interp`` op at all
+      ("ConvertPirAttribute2RuntimeAttribute not support pir::ArrayAttribute<pir::DoubleAttribute>").
+
+    :meth:`through` resizes through several sizes in turn (training's hierarchical upsampling).
     """
-    if paddle.in_dynamic_mode():
-        return _eager_resize(x, like)
-    return _resize_by_gather(x, like)
+
+    VARIANTS = ("matmul_where_cheap", "interpolate", "gather")
+
+    def __init__(self):
+        super().__init__()
+        self.configure(layer_config.current())
+
+    def configure(self, config: LayerConfig) -> None:
+        super().configure(config)
+        self.variant = "gather" if config.traced else "matmul_where_cheap" if config.eager_cpu else "interpolate"
+        self.max_macs = config.matmul_resize_max_macs
+
+    def forward(self, x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
+        if self.variant == "gather":
+            return resize_by_gather(x, like)
+        if self.variant == "matmul_where_cheap":
+            return resize_where_cheap(x, like, self.max_macs)
+        return resize_by_interpolate(x, like)
+
+    def through(self, x: paddle.Tensor, *likes: paddle.Tensor) -> paddle.Tensor:
+        """``x`` resized to the size of each of ``likes`` in turn: :func:`upsample_by_matmul` (two GEMMs
+        for the whole chain) in eager execution, the chain of gather forms in a traced graph."""
+        if not likes:
+            raise ValueError("Resize.through needs at least one tensor to take the size from")
+        if self.variant == "gather":
+            for like in likes:
+                x = resize_by_gather(x, like)
+            return x
+        return upsample_by_matmul(x, *likes)
 
 
-def _eager_resize(x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
-    # a function of its own: to_static would convert the condition into graph ops if it were inline
-    if x.place.is_cpu_place() and matmul_resize_macs(x.shape[2:], like.shape[2:]) <= MATMUL_RESIZE_MAX_MACS:
-        return upsample_by_matmul(x, like)
+def resize_by_interpolate(x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
+    """:class:`Resize` by Paddle's ``bilinear_interp``."""
     return F.interpolate(x, size=paddle.shape(like)[2:], mode="bilinear", align_corners=True)
+
+
+def resize_where_cheap(x: paddle.Tensor, like: paddle.Tensor,
+                       max_macs: float = layer_config.MATMUL_RESIZE_MAX_MACS) -> paddle.Tensor:
+    """:class:`Resize` by two GEMMs (:func:`upsample_by_matmul`) where they cost at most ``max_macs``
+    multiply-adds per output pixel, else by ``bilinear_interp``. Eager only: the choice reads the sizes
+    as Python numbers."""
+    if matmul_resize_macs(x.shape[2:], like.shape[2:]) <= max_macs:
+        return upsample_by_matmul(x, like)
+    return resize_by_interpolate(x, like)
 
 
 def matmul_resize_macs(in_size: Sequence[int], out_size: Sequence[int]) -> float:
@@ -183,7 +232,7 @@ def matmul_resize_macs(in_size: Sequence[int], out_size: Sequence[int]) -> float
 
 
 def upsample_by_matmul(x: paddle.Tensor, *likes: paddle.Tensor) -> paddle.Tensor:
-    """:func:`resize` of ``x`` to the size of each of ``likes`` in turn, computed as two matrix
+    """:class:`Resize` of ``x`` to the size of each of ``likes`` in turn, computed as two matrix
     products, ``A_h @ (x @ A_w^T)``, where ``A_h`` and ``A_w`` are the products of the steps' dense
     (out, in) interpolation matrices of each axis: a chain of per-axis linear maps is again one.
     Equal to the chain of ``F.interpolate`` calls to float rounding (tests/test_resize.py); the
@@ -191,19 +240,16 @@ def upsample_by_matmul(x: paddle.Tensor, *likes: paddle.Tensor) -> paddle.Tensor
 
     For training's auxiliary output, the level-3 class map upsampled level by level to the input
     (8x in three steps, the references' hierarchical upsampling): the backward is then two GEMMs,
-    where the gradient kernel of bilinear_interp on CPU costs ~0.45 s for a 2x19x512x1024 output
-    whatever the input size (64x128 -> 512x1024 in three steps, forward + backward on 2 cores:
-    0.39 s here, 0.70 s with three F.interpolate calls, 0.54 s with one 8x call). Each output pixel
+    where the gradient kernel of bilinear_interp on CPU is slow for a large output whatever the input
+    size (64x128 -> 512x1024 in three steps, forward + backward: faster than three F.interpolate calls
+    or one 8x call; docs/performance.md). Each output pixel
     costs :func:`matmul_resize_macs` multiply-adds whatever the number of steps, so it pays from a
-    small input, not for a single 2x step of a large map; :func:`resize` chooses by that count.
-    Traced graphs get :func:`resize` per step.
+    small input, not for a single 2x step of a large map; :func:`resize_where_cheap` chooses by that
+    count. Eager only (the sizes are read as Python numbers): traced graphs resize step by step
+    (:meth:`Resize.through`).
     """
     if not likes:
         raise ValueError("upsample_by_matmul needs at least one tensor to take the size from")
-    if not paddle.in_dynamic_mode():
-        for like in likes:
-            x = resize(x, like)
-        return x
     heights = tuple([x.shape[2]] + [like.shape[2] for like in likes])
     widths = tuple([x.shape[3]] + [like.shape[3] for like in likes])
     rows = paddle.to_tensor(_interpolation_matrix(heights), dtype=x.dtype)
@@ -253,8 +299,8 @@ def _linear_taps(in_size: paddle.Tensor, out_size: paddle.Tensor):
     return lower, upper, weight
 
 
-def _resize_by_gather(x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
-    """:func:`resize` as gathers of the two neighbouring columns, then rows, and linear blends:
+def resize_by_gather(x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
+    """:class:`Resize` as gathers of the two neighbouring columns, then rows, and linear blends:
     ops that Paddle Inference runs under oneDNN and that ONNX converters lower to Gather/Range.
     Columns first, since the model only upsamples: the (slower) last-axis gather then runs on
     fewer rows."""
@@ -264,24 +310,36 @@ def _resize_by_gather(x: paddle.Tensor, like: paddle.Tensor) -> paddle.Tensor:
     x = x_left + (paddle.gather(x, right, axis=3) - x_left) * w.reshape([1, 1, 1, -1]).astype(x.dtype)
     top, bottom, w = _linear_taps(in_shape[2], out_shape[2])
     x_top = paddle.gather(x, top, axis=2)
-    # oneDNN broadcasts a (1, 1, H, 1) operand ~30x slower than a (1, 1, H, W) one: expand first
+    # oneDNN broadcasts a (1, 1, H, 1) operand far slower than a (1, 1, H, W) one: expand first
     w = w.reshape([1, 1, -1, 1]).expand([1, 1, out_shape[2], out_shape[3]]).astype(x.dtype)
     return x_top + (paddle.gather(x, bottom, axis=2) - x_top) * w
 
 
-class PReLU(nn.PReLU):
+class PReLU(nn.PReLU, Configurable):
     """``nn.PReLU`` (one slope) with faster, leaner eager CPU paths for training and inference.
 
-    Paddle 3.3's CPU ``prelu`` kernels are slow: forward ~6x and backward ~4x the time of
-    ``leaky_relu``'s at 2x32x256x512 (55 + 128 ms against 6 + 25 ms), and ESPNetV2 has ~50 PReLUs per
+    Paddle 3.3's CPU ``prelu`` kernels are slow: forward and backward take several times the time of
+    ``leaky_relu``'s (docs/performance.md), and ESPNetV2 has ~50 PReLUs per
     step. ``leaky_relu`` given the slope as a number computes ``x if x > 0 else slope * x`` bit for bit;
-    :class:`_OneSlopePReLU` adds the backward. The slope is read as a number, a device sync on an
-    accelerator, so the path is taken only for a CPU tensor in eager mode; GPU and traced graphs
-    (to_static, export) keep ``prelu``.
+    :class:`_OneSlopePReLU` adds the backward.
+
+    ``variant`` (from the layer configuration): ``'leaky_relu'`` that path (eager on the CPU), or
+    ``'prelu'`` Paddle's op (GPU, where reading the slope as a number would sync the device; traced
+    graphs, where it is no number). A layer given one slope per channel (export) always runs ``prelu``.
     """
 
+    VARIANTS = ("leaky_relu", "prelu")
+
+    def __init__(self):
+        super().__init__()
+        self.configure(layer_config.current())
+
+    def configure(self, config: LayerConfig) -> None:
+        super().configure(config)
+        self.variant = "leaky_relu" if config.eager_cpu else "prelu"
+
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        if prelu_slope_count(self) != 1 or not paddle.in_dynamic_mode() or not x.place.is_cpu_place():
+        if self.variant == "prelu" or prelu_slope_count(self) != 1:
             return super().forward(x)
         slope = prelu_slope(self)
         if not paddle.is_grad_enabled() or (x.stop_gradient and slope.stop_gradient):
@@ -296,10 +354,10 @@ class _OneSlopePReLU(PyLayer):
     where ``x > 0`` and ``a * grad`` elsewhere, is ``leaky_relu``'s gradient kernel applied at ``y``
     (bit for bit the same as at ``x``), and the slope's gradient ``sum(grad * min(x, 0))`` is
     ``sum(grad * min(y, 0)) / a``, equal to float rounding (``y = a * x`` rounded once; the float32
-    sum runs in another order than ``prelu``'s: a float64 one cost ~0.3 s per step in casts). Keeping
+    sum runs in another order than ``prelu``'s: a float64 one costs time in casts). Keeping
     ``y`` rather than ``x`` lets ``x`` (a BatchNorm output or a residual sum, which nothing else keeps)
     be freed after the forward: the next convolution keeps ``y`` anyway. That saves one activation
-    per PReLU, ~1/4 of the training step's peak memory. With ``a <= 0`` the sign is lost, so ``x``
+    per PReLU, a large share of the step's peak memory (docs/performance.md). With ``a <= 0`` the sign is lost, so ``x``
     is kept instead. One convention differs from ``prelu``'s kernel: at exactly ``x == 0`` the input's
     gradient is ``grad`` (``leaky_relu``'s choice) rather than ``a * grad``; both are subgradients.
     """

@@ -20,8 +20,10 @@ random state is saved with the forward and restored for the re-run (``preserve_r
 with dropout draws the same mask twice, and the global generator ends where it would without
 recomputation.
 
-Blocks recompute only in an eager training-mode forward with gradients on (:func:`applies`):
-evaluation, ``paddle.no_grad()``, export and ``paddle.jit.to_static`` run them as usual.
+Blocks recompute only in a training-mode forward with gradients on, of a model built for eager
+execution (:func:`applies`): evaluation, ``paddle.no_grad()`` and a model built for a traced graph
+(the layer configuration's ``traced``: export, ``--to_static_training``; models/layer_config.py) run
+them as usual.
 """
 from typing import Callable, List, Sequence
 
@@ -29,8 +31,11 @@ import paddle
 import paddle.nn as nn
 from paddle.distributed.fleet.utils import recompute as paddle_recompute
 
+from paddleseg.models import layer_config
+from paddleseg.models.layer_config import Configurable
 
-class Recomputable(nn.Layer):
+
+class Recomputable(nn.Layer, Configurable):
     """A layer that can recompute its forward (:meth:`compute`, defined by the subclass) in the
     backward pass. ``recompute`` is off when built and is a plain attribute: the state-dict keys are
     the same either way."""
@@ -38,6 +43,7 @@ class Recomputable(nn.Layer):
     def __init__(self):
         super().__init__()
         self.recompute = False
+        self.configure(layer_config.current())
 
     def forward(self, *inputs: paddle.Tensor):
         return run(self, [self], self.compute, *inputs)
@@ -46,14 +52,15 @@ class Recomputable(nn.Layer):
         raise NotImplementedError
 
 
-def applies(owner: nn.Layer, switch: str = "recompute") -> bool:
+def applies(owner: Configurable, switch: str = "recompute") -> bool:
     """Whether ``owner``'s blocks are recomputed in this forward: its ``switch`` attribute (by default
-    ``recompute``) is on, and this is an eager training-mode forward with gradients on."""
-    return (getattr(owner, switch) and owner.training and paddle.is_grad_enabled()
-            and paddle.in_dynamic_mode())
+    ``recompute``) is on, ``owner`` was built for eager execution (a traced graph runs no Python in its
+    backward pass), and this is a training-mode forward with gradients on."""
+    return (getattr(owner, switch) and not owner.layer_config.traced and owner.training
+            and paddle.is_grad_enabled())
 
 
-def run(owner: nn.Layer, layers: Sequence[nn.Layer], function: Callable, *inputs: paddle.Tensor,
+def run(owner: Configurable, layers: Sequence[nn.Layer], function: Callable, *inputs: paddle.Tensor,
         switch: str = "recompute"):
     """``function(*inputs)``, recomputed in the backward pass when :func:`applies` to ``owner`` and
     ``switch`` (``layers``: as for :func:`recompute`)."""

@@ -3,9 +3,17 @@ target alike, photometric ones change the image only; :class:`Compose` runs a li
 (see its module docstring for adding a target such as an edge map). Reading files is in
 :mod:`paddleseg.transforms.io`."""
 from paddleseg.transforms.compose import Compose
-from paddleseg.transforms.geometry import (GeometricTransform, RandomHorizontalFlip, RandomPaddingCrop,
-                                           RandomRotation, RandomScaleAspect, Resize, ResizeByLong, ResizeByShort,
-                                           ResizeStepScaling)
+from paddleseg.transforms.geometry import (
+                                           GeometricTransform,
+                                           RandomHorizontalFlip,
+                                           RandomPaddingCrop,
+                                           RandomRotation,
+                                           RandomScaleAspect,
+                                           Resize,
+                                           ResizeByLong,
+                                           ResizeByShort,
+                                           ResizeStepScaling,
+)
 from paddleseg.transforms.io import read_image, read_label
 from paddleseg.transforms.photometric import Normalize, PhotometricTransform, RandomBlur, RandomDistort
 

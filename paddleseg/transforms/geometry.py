@@ -16,6 +16,8 @@ import numpy as np
 from paddleseg.cvlibs import arguments, manager
 from paddleseg.transforms.plan import IMAGE, LABEL, Crop, Mirror, Scale, Step, Warp, apply_steps
 
+MAX_SCALE = 16  # ResizeStepScaling's largest factor: training images beyond 16x their size are a typo
+
 INTERPOLATIONS = {
     "NEAREST": cv2.INTER_NEAREST,
     "LINEAR": cv2.INTER_LINEAR,
@@ -71,7 +73,7 @@ class ResizeByShort(GeometricTransform):
     """Scale so that the short side is ``short_size`` (the long side at most ``max_size`` if > 0)."""
 
     def __init__(self, short_size: int, max_size: int = -1):
-        self.short_size = arguments.positive("ResizeByShort", "short_size", short_size, integer=True)
+        self.short_size = arguments.side("ResizeByShort", "short_size", short_size)
         self.max_size = arguments.number("ResizeByShort", "max_size", max_size, integer=True)  # <= 0: no limit
 
     def plan(self, rng: np.random.Generator, width: int, height: int) -> List[Step]:
@@ -86,7 +88,7 @@ class ResizeByLong(GeometricTransform):
     """Scale so that the long side is ``long_size``."""
 
     def __init__(self, long_size: int):
-        self.long_size = arguments.positive("ResizeByLong", "long_size", long_size, integer=True)
+        self.long_size = arguments.side("ResizeByLong", "long_size", long_size)
 
     def plan(self, rng: np.random.Generator, width: int, height: int) -> List[Step]:
         return [Scale(*scaled_size(width, height, self.long_size / max(height, width)))]
@@ -99,7 +101,7 @@ class ResizeStepScaling(GeometricTransform):
     def __init__(self, min_scale_factor: float = 0.75, max_scale_factor: float = 1.25,
                  scale_step_size: float = 0.25):
         arguments.positive("ResizeStepScaling", "min_scale_factor", min_scale_factor)
-        arguments.number("ResizeStepScaling", "max_scale_factor", max_scale_factor, min_scale_factor)
+        arguments.number("ResizeStepScaling", "max_scale_factor", max_scale_factor, min_scale_factor, MAX_SCALE)
         arguments.non_negative("ResizeStepScaling", "scale_step_size", scale_step_size)
         self.min_scale_factor = min_scale_factor
         self.max_scale_factor = max_scale_factor

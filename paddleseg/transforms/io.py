@@ -1,79 +1,33 @@
-"""Reading images and labels from disk: images as RGB uint8 (OpenCV), labels as single-channel uint8.
+"""Reading images and labels from disk: images as RGB uint8, labels as single-channel uint8.
+
+Files are read, and their headers checked against the pixel limit, by :mod:`paddleseg.deploy.images`
+(the deployment runtime's reader, the one implementation): only regular files, nothing decoded above
+``max_pixels`` (:class:`ImageTooLarge`), any file name. On top of it, for training's speed:
 
 The common case, an 8-bit RGB image or 8-bit grey label in PNG (all of Cityscapes), is decoded with
-libspng (pyspng), about a fifth faster than OpenCV's decoder and already in RGB order; PNG is
+libspng (pyspng), faster than OpenCV's decoder (docs/performance.md) and already in RGB order; PNG is
 lossless, so the pixels are the same. Every other file, and any file libspng refuses, goes through
 OpenCV / Pillow, which also produce the error messages.
-
-Before anything is decoded the size is read from the file's header (Pillow reads only the header on
-``Image.open``): a file of more than ``max_pixels`` pixels raises :class:`ImageTooLarge`. Some
-kilobytes of compressed zeros can otherwise claim 20000x20000 pixels and take gigabytes to decode
-(a "decompression bomb"). The default limit is Pillow's own.
 """
-import re
-import sys
 import warnings
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Optional, Union
 
-import cv2
 import numpy as np
 import pyspng
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from paddleseg.deploy.errors import ImageTooLarge  # noqa: F401  (raised here; callers catch it from here)
+from paddleseg.deploy.images import MAX_PIXELS, check_pixels, decode, header_pixels, open_image, read_checked  # noqa: F401
 from paddleseg.errors import DatasetError
 
 PathLike = Union[str, Path]
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _RGB, _GREY = 2, 0  # PNG colour types
-# Pillow's own limit (2 * Image.MAX_IMAGE_PIXELS, where it raises DecompressionBombError): 178956970
-MAX_PIXELS = 2 * 89_478_485
 
 
-class ImageTooLarge(DatasetError):
-    """An image whose header claims more pixels than the limit; it was not decoded."""
-
-
-def header_pixels(path: PathLike, kind: str = "image") -> Tuple[int, str]:
-    """The number of pixels ``path`` holds according to its header (nothing is decoded), and its size
-    as text (``'4000x3000'``; empty when only the count is known). DatasetError if the file is missing
-    or its header is not an image's (``kind`` names the file in it: ``'image'``, ``'label image'``)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                width, height = im.size
-        return width * height, f"{width}x{height}"
-    except Image.DecompressionBombError as e:
-        # Pillow refuses files above its own limit before giving the size; its message has the count
-        # (tests/test_io.py fails if that changes; until then an unknown count counts as too many)
-        found = re.search(r"\((\d+) pixels\)", str(e))
-        pixels = int(found.group(1)) if found else sys.maxsize
-        return pixels, ""
-    except FileNotFoundError as e:
-        raise DatasetError(f"{path}: file not found") from e
-    except UnidentifiedImageError as e:
-        raise DatasetError(f"{path}: unreadable or truncated {kind} (not an image format Pillow knows)") from e
-    except (OSError, SyntaxError, ValueError) as e:
-        raise DatasetError(f"{path}: unreadable or truncated {kind} ({e})") from e
-
-
-def check_pixels(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS, kind: str = "image") -> None:
-    """Raise :class:`ImageTooLarge` if ``path``'s header claims more than ``max_pixels`` pixels (None:
-    no limit), DatasetError if it has no readable image header."""
-    pixels, size = header_pixels(path, kind)
-    if max_pixels is not None and pixels > max_pixels:
-        described = f"{size} = {pixels}" if size else str(pixels)
-        raise ImageTooLarge(f"{path}: {kind} of {described} pixels is above the limit of {max_pixels} pixels; "
-                            f"not decoded (a decompression bomb?)")
-
-
-def _fast_png(path: PathLike, colour_type: int) -> Optional[np.ndarray]:
+def _fast_png(data: bytes, colour_type: int) -> Optional[np.ndarray]:
     """The pixels of an 8-bit PNG of ``colour_type`` via libspng, or None to use the general reader."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        return None
     # IHDR: bit depth at byte 24, colour type at byte 25
     if len(data) < 33 or not data.startswith(_PNG_SIGNATURE) or data[24] != 8 or data[25] != colour_type:
         return None
@@ -87,15 +41,9 @@ def read_image(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS) -> np.nda
     """An image file as an RGB uint8 array (H, W, 3); grey images are expanded, alpha dropped.
 
     Raises :class:`ImageTooLarge` without decoding above ``max_pixels`` pixels (None: no limit)."""
-    check_pixels(path, max_pixels)
-    img = _fast_png(path, _RGB)
-    if img is not None:
-        return img
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
-    if img is None:
-        reason = "file not found" if not Path(path).is_file() else "unreadable or truncated image"
-        raise DatasetError(f"{path}: {reason}")
-    return img
+    data = read_checked(path, max_pixels)
+    img = _fast_png(data, _RGB)
+    return img if img is not None else decode(data, path)
 
 
 def _webp_is_lossy(im: Image.Image) -> bool:
@@ -131,26 +79,25 @@ def read_label(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS) -> np.nda
     """A label file as a uint8 array (H, W) of class ids; palette PNGs give their indices, not colours.
 
     Raises :class:`ImageTooLarge` without decoding above ``max_pixels`` pixels (None: no limit)."""
-    check_pixels(path, max_pixels, "label image")
-    label = _fast_png(path, _GREY)
+    data = read_checked(path, max_pixels, "label image")
+    label = _fast_png(data, _GREY)
     if label is not None:
         return label
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked above
-            with Image.open(path) as im:
-                lossy = lossy_format(im)
-                if lossy:
-                    named = f", though the file is named {Path(path).suffix}" if Path(path).suffix.lower() in (
-                        ".png", ".bmp", ".tif", ".tiff") else ""
-                    raise DatasetError(f"{path}: the label image is stored as {lossy}{named}: lossy compression "
-                                       f"changes class ids near every edge and invents new ones; save labels as PNG")
-                if im.mode not in ("L", "P"):
-                    raise DatasetError(f"{path}: a label must be a single-channel 8-bit image (mode L or P), "
-                                       f"got mode {im.mode}")
-                label = np.asarray(im)
-    except FileNotFoundError as e:
-        raise DatasetError(f"{path}: file not found") from e
+            im = open_image(data)
+        with im:
+            lossy = lossy_format(im)
+            if lossy:
+                named = f", though the file is named {Path(path).suffix}" if Path(path).suffix.lower() in (
+                    ".png", ".bmp", ".tif", ".tiff") else ""
+                raise DatasetError(f"{path}: the label image is stored as {lossy}{named}: lossy compression "
+                                   f"changes class ids near every edge and invents new ones; save labels as PNG")
+            if im.mode not in ("L", "P"):
+                raise DatasetError(f"{path}: a label must be a single-channel 8-bit image (mode L or P), "
+                                   f"got mode {im.mode}")
+            label = np.asarray(im)
     except Image.DecompressionBombError as e:  # above Pillow's own limit, with max_pixels raised past it
         raise ImageTooLarge(f"{path}: {e}") from e
     except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for truncated or corrupt files

@@ -5,6 +5,7 @@
     # output/export is now the new folder, the old one is gone
 
     atomic_write_text(Path("configs/my.yml"), text)   # keeps the file's mode, writes through a symlink
+    atomic_write_bytes(Path("out/a.png"), png_bytes, sync=False)   # the same for bytes (paddleseg.deploy)
 
 A folder is built in a hidden ``.<name>.partial-<pid>`` beside its target (the same file system, so the
 renames are atomic), flushed to disk, then swapped in by :func:`publish`: the old folder is renamed to
@@ -14,6 +15,8 @@ folder as ``.<name>.old-<pid>``. :func:`recover` (run by :func:`atomic_folder` b
 deletes the first and renames the second back; it only touches folders of processes that are gone.
 The swap and the recovery hold an exclusive ``flock`` on the parent folder, so two processes
 replacing the same folder never interleave their renames.
+
+Standard library only: the deployment package (:mod:`paddleseg.deploy`) writes its outputs through it.
 """
 import errno
 import fcntl
@@ -178,27 +181,37 @@ def atomic_folder(final: PathLike) -> Iterator[Path]:
 
 
 def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Path:
-    """Replace the file ``path`` with ``text`` whole or not at all: written to a temporary file in
-    the same folder, flushed, given the old file's permission bits (and owner, where allowed), then
-    renamed over it. A symlink is followed: its target is replaced and the link stays a link. A new
-    file gets the usual mode (0666 less the umask). Returns the file written."""
+    """Replace the file ``path`` with ``text`` whole or not at all (:func:`atomic_write_bytes`, the text
+    encoded as it is, line ends unchanged). Returns the file written."""
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_write_bytes(path: PathLike, data: bytes, sync: bool = True) -> Path:
+    """Replace the file ``path`` with ``data`` whole or not at all: written to a temporary file in
+    the same folder, given the old file's permission bits (and owner, where allowed), then renamed
+    over it; with ``sync`` the file and its folder are flushed to disk too (prediction outputs, many
+    small files that can be made again, skip that). A symlink is followed: its target is replaced and
+    the link stays a link. A new file gets the usual mode (0666 less the umask). Any file name works,
+    bytes that are not UTF-8 included. Returns the file written."""
     target = Path(os.path.realpath(path))
     old = target.stat() if target.exists() else None
     tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="") as f:
+        with os.fdopen(fd, "wb") as f:
             if old is not None:
                 _keep_owner(f.fileno(), old, target)  # before fchmod: a chown clears set-id bits
                 os.fchmod(f.fileno(), stat.S_IMODE(old.st_mode))
-            f.write(text)
+            f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(target.parent)
+    if sync:
+        fsync_dir(target.parent)
     return target
 
 

@@ -23,7 +23,7 @@ Series = Tuple[Sequence[float], Sequence[float]]  # (x values, y values)
 DPI = 100
 
 
-def _figure(width: float, height: float) -> "Figure":
+def new_figure(width: float, height: float) -> "Figure":
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -55,7 +55,7 @@ def confusion_heatmap(matrix: np.ndarray, names: Sequence[str]) -> np.ndarray:
     shares = row_normalised(matrix)
     count = len(names)
     size = max(5.0, 0.36 * count + 2.2)
-    figure = _figure(size + 1.0, size)
+    figure = new_figure(size + 1.0, size)
     axes = figure.add_subplot()
     from matplotlib import colormaps
 
@@ -81,7 +81,7 @@ def class_iou_bars(iou: Sequence[float], names: Sequence[str], palette: Optional
     ('n/a' for a class absent from ground truth and prediction) and the mean as a dashed line."""
     iou = np.asarray(iou, dtype=np.float64)
     count = len(names)
-    figure = _figure(7.0, max(3.0, 0.3 * count + 1.2))
+    figure = new_figure(7.0, max(3.0, 0.3 * count + 1.2))
     axes = figure.add_subplot()
     rows = np.arange(count)
     colors = (palette[:count] / 255.0) if palette is not None else "#4c72b0"
@@ -104,7 +104,7 @@ def class_iou_bars(iou: Sequence[float], names: Sequence[str], palette: Optional
 
 def training_curves(losses: Dict[str, Series], lr: Series, miou: Series) -> np.ndarray:
     """Three panels against the iteration: the loss terms, the learning rate and the evaluation mIoU."""
-    figure = _figure(8.0, 8.0)
+    figure = new_figure(8.0, 8.0)
     loss_axes, lr_axes, miou_axes = figure.subplots(3, 1, sharex=True)
     for name, (x, y) in losses.items():
         loss_axes.plot(x, y, linewidth=1, label=name)

@@ -16,7 +16,7 @@ IGNORE_INDEX = 255
 # The label id written for ignored pixels: 'unlabeled', which the evaluator ignores.
 IGNORE_LABEL_ID = 0
 
-_TRAIN_LABELS = sorted((label for label in labels if 0 <= label.trainId < IGNORE_INDEX), key=lambda l: l.trainId)
+_TRAIN_LABELS = sorted((label for label in labels if 0 <= label.trainId < IGNORE_INDEX), key=lambda entry: entry.trainId)
 assert [label.trainId for label in _TRAIN_LABELS] == list(range(19)), "cityscapesscripts' train ids changed"
 
 NUM_CLASSES = len(_TRAIN_LABELS)

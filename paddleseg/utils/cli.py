@@ -6,8 +6,10 @@
 
 Exit codes: 0 success; 2 a user error (:class:`~paddleseg.errors.UserError`: config, data,
 checkpoint, arguments), printed as one ``error: ...`` line on stderr without a traceback (``--debug``
-shows it); 1 anything else (a bug: the traceback is kept); 130 interrupted by Ctrl-C; 3 (``EXIT_SKIPPED``)
-a run that finished but skipped inputs it could not use, each named in the log (predict.py).
+shows it); 1 anything else (a bug: the traceback is kept); 130 interrupted by Ctrl-C; 143 stopped by
+SIGTERM, once the entry point has installed :func:`paddleseg.utils.signals.install_sigterm_handler`
+(each printed as one line, ``interrupted`` / ``terminated``); 3 (``EXIT_SKIPPED``) a run that finished
+but skipped inputs it could not use, each named in the log (predict.py).
 
 Command-line arguments are parsed by :class:`ArgumentParser`, whose errors are user errors too (one
 ``error:`` line, exit 2, like every other), and checked by the ``type=`` functions here
@@ -22,9 +24,10 @@ from typing import Callable, NoReturn, Optional, Sequence
 
 from paddleseg.errors import UserError
 from paddleseg.utils.distributed import report_failure
+from paddleseg.utils.signals import EXIT_TERMINATED, Terminated
 
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_INTERRUPTED = 0, 1, 2, 130
-EXIT_SKIPPED = 3  # finished, but some inputs were skipped (named in the log); tools/infer.py has a copy
+EXIT_SKIPPED = 3  # finished, but some inputs were skipped (named in the log)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
@@ -41,7 +44,7 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
-def _number_type(convert: Callable, expected: str, accept: Callable[[float], bool]) -> Callable[[str], float]:
+def number_type(convert: Callable, expected: str, accept: Callable[[float], bool]) -> Callable[[str], float]:
     def parse(text: str):
         try:
             value = convert(text)
@@ -54,10 +57,12 @@ def _number_type(convert: Callable, expected: str, accept: Callable[[float], boo
     return parse
 
 
-positive_int = _number_type(int, "a positive integer", lambda v: v > 0)
-non_negative_int = _number_type(int, "an integer >= 0", lambda v: v >= 0)
-positive_float = _number_type(float, "a positive number", lambda v: v > 0)
-non_negative_float = _number_type(float, "a number >= 0", lambda v: v >= 0)
+positive_int = number_type(int, "a positive integer", lambda v: v > 0)
+non_negative_int = number_type(int, "an integer >= 0", lambda v: v >= 0)
+positive_float = number_type(float, "a positive number", lambda v: v > 0)
+non_negative_float = number_type(float, "a number >= 0", lambda v: v >= 0)
+# a test-time scale: beyond 16x an image would take gigabytes, and below 1/64 it is a handful of pixels
+scale_factor = number_type(float, "a scale from 0.015625 to 16", lambda v: 1 / 64 <= v <= 16)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +78,7 @@ def add_inference_arguments(parser: argparse.ArgumentParser, aug_flag: str) -> N
                         help="auto (default): the GPU when PaddlePaddle has CUDA and a card is visible, else the CPU")
     parser.add_argument("--cpu_threads", type=positive_int, help="CPU math threads (default: all cores)")
     parser.add_argument(aug_flag, action="store_true", help="multi-scale (--scales) and flip averaging")
-    parser.add_argument("--scales", type=positive_float, nargs="+", default=[1.0])
+    parser.add_argument("--scales", type=scale_factor, nargs="+", default=[1.0])
     parser.add_argument("--flip_horizontal", action="store_true")
     parser.add_argument("--flip_vertical", action="store_true")
     parser.add_argument("--is_slide", action="store_true", help="predict in sliding windows")
@@ -123,6 +128,9 @@ def run(main: Callable[[Optional[Sequence[str]]], Optional[int]], argv: Optional
         if debug:
             raise
         return EXIT_USER
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

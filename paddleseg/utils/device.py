@@ -61,8 +61,8 @@ def choose_mkl_code_path(environ: Optional[Dict[str, str]] = None, vendor: Optio
 
     Paddle's CPU wheel (3.3) computes convolutions and matrix products with MKL 2019.0 Update 5
     (``libmklml_intel.so``), which takes a generic SSE code path on CPUs whose vendor is not Intel:
-    on this project's AMD EPYC test machine a (256 x 1280) @ (1280 x 8192) product runs 3.4x faster
-    with ``MKL_DEBUG_CPU_TYPE=5`` (AVX2), and the ESPNetV2 training step 1.26x faster. That MKL reads
+    on this project's AMD EPYC test machine large products and the ESPNetV2 training step run faster
+    with ``MKL_DEBUG_CPU_TYPE=5`` (AVX2; docs/performance.md). That MKL reads
     the variable at its first call, not at load, so setting it here (before any model is built) is in
     time. A value the user set is kept (any value, so ``MKL_DEBUG_CPU_TYPE=0`` opts out); Intel CPUs
     keep MKL's own choice (AVX-512 where present); newer MKL releases ignore the variable. Results
@@ -93,7 +93,7 @@ def set_device(device: str, cpu_threads: Optional[int] = None) -> str:
     device = resolve_device(device)
     if device == "gpu" and not paddle.device.is_compiled_with_cuda():
         raise UserError("--device gpu: this PaddlePaddle build has no CUDA support (install paddlepaddle-gpu, "
-                        "see README), or use --device cpu")
+                        "see docs/getting_started.md#gpu), or use --device cpu")
     if cpu_threads is not None and cpu_threads < 1:
         raise UserError(f"--cpu_threads must be at least 1, got {cpu_threads}")
     if device == "gpu":

@@ -1,12 +1,14 @@
-"""Starting train.py with glibc's transparent huge pages for malloc (``glibc.malloc.hugetlb=1``).
+"""Starting train.py again with glibc's transparent huge pages for malloc (``glibc.malloc.hugetlb=1``).
 
 glibc reads its tunables from ``GLIBC_TUNABLES`` once, when the process starts, so a running process
-cannot turn them on: train.py, run as a script, restarts itself once (``os.execve``: the same PID,
-arguments and open terminal) with the tunable added, before anything else is imported. With it,
-glibc asks the kernel for 2 MB pages for the memory it maps (madvise), so the pages of a block mapped
-afresh each step cost a fault per 2 MB instead of per 4 KB. That makes a lower mmap threshold cheap
-(paddleseg/utils/memory.py), which ``--recompute`` uses to keep its peak low. A training step without
-``--recompute`` measured the same with and without the tunable (0.97x the time, 0.99x the peak RSS).
+cannot turn them on: train.py, run as a script, replaces itself once (``os.execve``: the same PID,
+arguments and open terminal) with the tunable added. With it, glibc asks the kernel for 2 MB pages
+for the memory it maps (madvise), so the pages of a block mapped afresh each step cost a fault per
+2 MB instead of per 4 KB. That makes a lower mmap threshold cheap (paddleseg/utils/memory.py), which
+``--recompute`` uses to keep its peak low. A training step without ``--recompute`` measured the same
+with and without the tunable (docs/performance.md): only a recomputing run restarts,
+decided by :func:`paddleseg.utils.memory.set_up_allocator` once the config is read (so the restart
+costs the import of Paddle and the config a second time, a few seconds, against hours of training).
 
 Nothing changes when: the platform is not Linux with glibc 2.35 or later, the kernel's transparent
 huge pages are off (``never``), ``GLIBC_TUNABLES`` already names ``glibc.malloc.hugetlb`` (the
@@ -14,7 +16,7 @@ user's value is kept: ``glibc.malloc.hugetlb=0`` turns this off), or Python is n
 itself as its script (``python -c``, a debugger, coverage, another program's ``runpy``), so a host
 program is never re-run.
 
-Standard library only: train.py loads this file by its path before the package, which loads Paddle.
+Standard library only.
 """
 import os
 import sys

@@ -7,24 +7,26 @@ saves that time on every iteration.
 
 How far to raise them is a trade between time and peak memory: a block kept in the heap can only be
 reused by a block that fits the hole it left, so a heap holding everything fragments. Measured on the
-ESPNetV2 training step (s=2.0, 2x3x512x1024, tools/benchmark_train.py, 2 threads): a fixed 1 GB
-(everything in the heap) 5.22 s and 2681 MB peak RSS; a fixed 32 MB 5.40 s (within the machine's
-noise) and 2534 MB; a fixed 16 MB 7.43 s and 2278 MB. At 32 MB the maps of the lower levels are
+ESPNetV2 training step (tools/benchmark_train.py; the figures are in docs/performance.md): a fixed
+32 MB takes the time of a fixed 1 GB (everything in the heap) at a lower peak RSS; a fixed 16 MB
+lowers it further but costs much more time. At 32 MB the maps of the lower levels are
 reused and the few full-resolution ones (logits, softmax: 80 MB each) are mapped per step. A fixed
 value also stops glibc's own threshold from growing (up to 32 MB) while training runs.
 
 With ``--recompute`` the threshold is 16 MB when the process runs with glibc's huge pages for malloc
-(``glibc.malloc.hugetlb=1``, which train.py turns on for itself: paddleseg/utils/glibc_env.py): a
-block mapped fresh each step then costs a fault per 2 MB, and the heap holds fewer freed blocks at
-the step's peak. Measured (tools/benchmark_train.py --recompute, paired with the default run): 0.58x
-the default's peak RSS at 1.16x its time, against 0.65x at 1.16x with 32 MB. Without huge pages a
-smaller threshold is slow (8 MB: 1.5x the time of 32 MB) and recompute keeps 32 MB.
+(``glibc.malloc.hugetlb=1``, which :func:`set_up_allocator` turns on by starting train.py again:
+paddleseg/utils/glibc_env.py): a block mapped fresh each step then costs a fault per 2 MB, and the heap
+holds fewer freed blocks at the step's peak. Measured (tools/benchmark_train.py --recompute, paired with
+the default run; docs/performance.md): a lower peak RSS than with 32 MB at the same time.
+Without huge pages a smaller threshold is slow and recompute keeps 32 MB.
+Without ``--recompute`` huge pages measured neutral (docs/performance.md), so a run
+that does not recompute is not started again for them.
 
 With ``--recompute`` the training step also returns the heap's free pages to the system
 (``malloc_trim``) after the model's forward pass: the step's peak is in the losses that follow, and
-the blocks the forward freed would count there. Measured the same way: 1395 -> 1316 MB, with no
+the blocks the forward freed would count there. Measured the same way: a lower peak, with no
 measurable time (the pages come back as the backward pass needs them). Without ``--recompute`` it is
-not done: 130-180 MB less, but 0.1-0.3 s more per step (the default keeps its time).
+not done: a lower peak, but more time per step (the default keeps its time; docs/performance.md).
 
 ``PADDLESEG_MALLOC_KEEP_MB`` sets another threshold (a whole number of MB, at least 1).
 """
@@ -35,7 +37,7 @@ import os
 from typing import Callable, Mapping, Optional
 
 from paddleseg.errors import UserError
-from paddleseg.utils.glibc_env import huge_pages_on
+from paddleseg.utils.glibc_env import huge_pages_on, restart_with_huge_pages
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,18 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 KEEP_MB_VARIABLE = "PADDLESEG_MALLOC_KEEP_MB"
 _DEFAULT_KEEP_MB = 32
 _RECOMPUTE_KEEP_MB = 16  # with huge pages on
+
+
+def set_up_allocator(recompute: bool, script: Optional[str] = None) -> None:
+    """glibc's allocator for a training run, decided here once (module docstring): a run that recomputes
+    starts ``script`` (train.py) again with huge pages for malloc, unless it already has them, the user
+    set the tunable, or the platform cannot (:func:`paddleseg.utils.glibc_env.restart_with_huge_pages`,
+    which also returns when Python is not running ``script`` itself); then the thresholds. For entry
+    points (process-wide), before the device, threads or helper processes are set up: a restart
+    repeats what came before it."""
+    if recompute and script is not None:
+        restart_with_huge_pages(script)
+    keep_freed_memory(recompute=recompute)
 
 
 def keep_freed_memory(recompute: bool = False) -> bool:

@@ -9,7 +9,7 @@ attribute, when a Paddle upgrade removes or renames one.
 | ``paddle.base.core.set_num_threads`` | CPU math threads (Paddle pins ``OMP_NUM_THREADS=1`` on import) |
 | ``paddle.base.core._erase_process_pids`` | unregister the loader's workers from Paddle's SIGCHLD handler, so a dead worker is explained by our loader instead of interrupting whatever the main thread runs |
 | ``_exit_thread_unexpectedly`` of Paddle's multi-process loader iterator | make a blocked read fail when ``--data_timeout`` expires |
-| ``nn.PReLU._weight`` / ``._num_parameters`` | single-slope PReLU: leaky_relu in eager eval, per-channel slope for export |
+| ``nn.PReLU._weight`` / ``._num_parameters`` | single-slope PReLU by leaky_relu's kernels (models/layers.py), per-channel slopes for export (core/export.py) |
 | accumulator names ``<parameter name>_<accumulator>_<n>`` in ``Optimizer.state_dict()`` | checkpoints key optimizer state by structured parameter names |
 """
 from typing import Dict, Iterable, Optional, Tuple

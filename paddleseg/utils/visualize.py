@@ -3,19 +3,18 @@
     palette = get_palette(19)                       # Cityscapes colours, (256, 3) uint8
     save_pseudo_color(pred, "out/a.png", palette)   # 8-bit palette PNG: pixel values stay class ids
     blended = overlay(image_rgb, pred, palette)     # RGB uint8
+
+The pictures themselves (colorize, overlay, atomic saving) are the deployment runtime's
+(:mod:`paddleseg.deploy.outputs`), the one implementation; the palette of a training config is here.
 """
-import contextlib
-import os
-from pathlib import Path
-from typing import Iterator, Optional, Sequence, Union
+from typing import Optional, Sequence
 
-import cv2
 import numpy as np
-from PIL import Image
 
+from paddleseg.deploy.outputs import OVERLAY_WEIGHT, colorize, overlay, save_gray, save_pseudo_color, save_rgb
 from paddleseg.utils.cityscapes_labels import IGNORE_INDEX, NUM_CLASSES, PALETTE
 
-OVERLAY_WEIGHT = 0.6  # share of the photo in the overlay (PaddleSeg's default)
+__all__ = ["OVERLAY_WEIGHT", "class_palette", "colorize", "get_palette", "overlay", "save_gray", "save_pseudo_color", "save_rgb"]
 
 
 def get_palette(num_classes: int = NUM_CLASSES, custom_color: Optional[Sequence[int]] = None) -> np.ndarray:
@@ -51,49 +50,11 @@ def get_palette(num_classes: int = NUM_CLASSES, custom_color: Optional[Sequence[
     return palette
 
 
-def colorize(label: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """RGB uint8 (H, W, 3) image of a class-id map (H, W)."""
-    return palette[np.asarray(label, dtype=np.uint8)]
-
-
-def overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray,
-            weight: float = OVERLAY_WEIGHT) -> np.ndarray:
-    """The RGB uint8 ``image`` blended with the colours of ``label``: ``weight`` of the photo."""
-    if image.shape[:2] != label.shape[:2]:
-        raise ValueError(f"image {image.shape[:2]} and label {label.shape[:2]} differ in size")
-    return cv2.addWeighted(image, weight, colorize(label, palette), 1.0 - weight, 0.0)
-
-
-@contextlib.contextmanager
-def _atomic(path: Union[str, Path]) -> Iterator[Path]:
-    """A temporary name beside ``path`` (same suffix, so writers pick the same format) that replaces
-    ``path`` only once it is completely written: a killed run never leaves a half-written image."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def save_pseudo_color(label: np.ndarray, path: Union[str, Path], palette: np.ndarray) -> None:
-    """Save a class-id map as an 8-bit palette PNG: shown in colour, read back as class ids."""
-    image = Image.fromarray(np.asarray(label, dtype=np.uint8), mode="P")
-    image.putpalette(palette.astype(np.uint8).flatten().tolist())
-    with _atomic(path) as tmp:
-        image.save(tmp)
-
-
-def save_gray(label: np.ndarray, path: Union[str, Path]) -> None:
-    """Save a (H, W) uint8 map as a single-channel PNG (raw ids)."""
-    with _atomic(path) as tmp:
-        Image.fromarray(np.asarray(label, dtype=np.uint8), mode="L").save(tmp)
-
-
-def save_rgb(image: np.ndarray, path: Union[str, Path]) -> None:
-    """Save an RGB uint8 image (format from the suffix)."""
-    with _atomic(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"{path}: could not be written")
+def class_palette(num_classes: int, colours: Optional[Sequence[Sequence[int]]] = None,
+                  custom_color: Optional[Sequence[int]] = None) -> np.ndarray:
+    """:func:`get_palette` with a data set's ``colours`` (one (r, g, b) per class, or None) over it, and
+    ``custom_color`` (flat r, g, b, ...: predict.py's --custom_color) over those."""
+    palette = get_palette(num_classes, [v for c in colours for v in c] if colours else None)
+    if custom_color is not None:
+        palette[:len(custom_color) // 3] = get_palette(num_classes, custom_color)[:len(custom_color) // 3]
+    return palette

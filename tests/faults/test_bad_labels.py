@@ -19,6 +19,7 @@ def label_with_value(root, value: int):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [pytest.param("0", id="in_process"),
                                      pytest.param("1", id="one_worker", marks=pytest.mark.slow)])
 def test_a_label_value_of_100_is_named_with_its_file(tmp_path, tiny_cityscapes, workers):
@@ -33,6 +34,7 @@ def test_a_label_value_of_100_is_named_with_its_file(tmp_path, tiny_cityscapes, 
     assert "IndexError" not in done.stderr
 
 
+@pytest.mark.slow
 def test_check_dataset_and_training_refuse_a_jpeg_label_named_png(tmp_path, tiny_cityscapes):
     """Issue: label content saved as JPEG under a .png name passed every check while 20% of its pixels
     changed. Both the data check and training name the file now."""

@@ -18,6 +18,7 @@ TYPOS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("typo", list(TYPOS))
 def test_a_config_typo_is_exit_2_naming_file_key_and_nearest_names(tmp_path, tiny_cityscapes, typo):
     keys, fragments = TYPOS[typo]

@@ -48,6 +48,7 @@ def empty_split(root):
     return ["no images found", str(root / "leftImg8bit" / "train")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("breakage", [truncate, mismatch, out_of_range, no_label, empty_split],
                          ids=lambda f: f.__name__)
 def test_bad_data_is_named_before_training_starts(tmp_path, tiny_cityscapes, breakage):

@@ -8,7 +8,6 @@ from paddleseg.checkpoint import training as checkpoints
 from conftest import write_train_config
 from fault_helpers import assert_user_error, hidden, run_script, run_with_fault, train_args
 
-
 ENOSPC_HOOK = """
 import errno
 from pathlib import Path
@@ -29,6 +28,7 @@ if FAILING == 'best_model':   # every evaluation a new best, so the second one w
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failing", ["iter_4", "best_model"])
 def test_a_full_disk_mid_training_is_a_clear_error_and_keeps_older_checkpoints(tmp_path, tiny_cityscapes, failing):
     out = tmp_path / "out"
@@ -45,6 +45,7 @@ def test_a_full_disk_mid_training_is_a_clear_error_and_keeps_older_checkpoints(t
         assert json.loads((out / "best_model" / "score.json").read_text())["iter"] == 2
 
 
+@pytest.mark.slow
 def test_an_unwritable_save_dir_fails_before_training(tmp_path, tiny_cityscapes):
     # root ignores permissions: a save_dir below a regular file cannot be created by anyone
     (tmp_path / "a_file").write_text("")

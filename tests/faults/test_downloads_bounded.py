@@ -19,10 +19,11 @@ from typing import Tuple
 import paddle
 import pytest
 
-from fault_helpers import assert_user_error, memory_limit, run_with_fault
 from paddleseg.checkpoint import released
 from paddleseg.checkpoint.safe_load import UnsafeCheckpointError, safe_load
 from paddleseg.errors import CheckpointError
+
+from fault_helpers import assert_user_error, memory_limit, run_with_fault
 
 LONG_NAME = "w" * 291 + ".pdparams"  # 300 characters: more than a file system takes with the temporary suffix
 HTML = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form>login</form></body></html>\n"

@@ -10,11 +10,12 @@ import paddle
 import pytest
 import yaml
 
-from conftest import write_train_config
-from fault_helpers import assert_user_error, hidden, run_script, run_with_fault, snapshot
 from paddleseg.core.export import export_model
 from paddleseg.models import ESPNetV2
 from paddleseg.utils.atomic import recover
+
+from conftest import write_train_config
+from fault_helpers import assert_user_error, hidden, run_script, run_with_fault, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +141,7 @@ def test_sigkill_between_the_renames_leaves_the_previous_export_recoverable(setu
     assert_unchanged(save_dir, before)
 
 
+@pytest.mark.slow
 def test_save_dir_that_is_a_file_is_refused_before_anything_is_written(tmp_path, tiny_cityscapes):
     config = write_train_config(tmp_path / "cfg.yml", tiny_cityscapes)
     target = tmp_path / "out"

@@ -61,6 +61,7 @@ def test_cpu_onnxruntime_package_refuses_the_gpu(tmp_path, setup, extra, missing
     assert snapshot(tmp_path) == before  # no outputs, no cache folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["--use_trt"], ["--use_trt", "--precision", "fp16"] + RANGE])
 def test_cpu_paddle_build_refuses_the_gpu(tmp_path, setup, extra):
     """Paddle's enable_use_gpu on a CPU build logs and runs on the CPU: now it is an error, with or
@@ -86,6 +87,7 @@ inference.get_trt_runtime_version = lambda: {trt}
     (0, (0, 0, 0), "--device gpu: no CUDA card is visible to PaddlePaddle (check nvidia-smi and CUDA_VISIBLE_DEVICES)"),
     (1, (0, 0, 0), "--use_trt: this PaddlePaddle build was compiled without TensorRT"),
 ])
+@pytest.mark.slow
 def test_cuda_build_without_a_card_or_tensorrt_is_refused(tmp_path, setup, cards, trt, message):
     before = snapshot(tmp_path)
     done = run(tmp_path, setup, "--backend", "paddle", "--device", "gpu", "--use_trt", *RANGE,
@@ -147,7 +149,7 @@ def test_onnxruntime_tensorrt_gets_the_shape_range_and_images_outside_it_are_ski
     done = run(tmp_path, setup, "--backend", "onnxruntime", "--device", "gpu", "--use_trt", "--precision", "fp16",
                *RANGE, "--save_label", "--benchmark", "--repeats", "1", "--warmup", "0", hook=ORT_GPU)
     assert done.returncode == 3, done.stderr[-3000:]
-    line = next(l for l in done.stdout.splitlines() if l.startswith("PROVIDERS "))
+    line = next(row for row in done.stdout.splitlines() if row.startswith("PROVIDERS "))
     tensorrt, cuda, cpu = json.loads(line[len("PROVIDERS "):])
     assert [tensorrt[0], cuda, cpu] == ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     options = tensorrt[1]

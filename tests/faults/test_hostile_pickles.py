@@ -15,10 +15,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import REPO, write_train_config
-from fault_helpers import PYTHON, assert_user_error, memory_limit, peak_rss, run_script, run_with_fault, train_args
 from paddleseg.checkpoint import UnsafeCheckpointError, safe_load
 from paddleseg.errors import CheckpointError
+
+from conftest import REPO, write_train_config
+from fault_helpers import PYTHON, assert_user_error, memory_limit, peak_rss, run_script, run_with_fault, train_args
 
 
 # --- a small pickle assembler (protocol 3 opcodes) ------------------------------------------------

@@ -17,6 +17,7 @@ from fault_helpers import assert_user_error, memory_limit, peak_rss, run_with_fa
 from test_io import write_png_bomb
 from test_tools_infer import tiny_onnx_export
 
+
 def write_photos(folder):
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -38,6 +39,7 @@ def weights(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_predict_skips_the_bomb_within_bounded_memory_and_predicts_the_rest(tmp_path, tiny_cityscapes, weights):
     photos = tmp_path / "photos"
     write_photos(photos)
@@ -72,6 +74,7 @@ def bombed_dataset(tmp_path, tiny_cityscapes):
     return root, image
 
 
+@pytest.mark.slow
 def test_val_fails_naming_the_bomb_within_bounded_memory(tmp_path, tiny_cityscapes, weights):
     root, bomb = bombed_dataset(tmp_path, tiny_cityscapes)
     config = write_train_config(tmp_path / "cfg.yml", root)
@@ -81,6 +84,7 @@ def test_val_fails_naming_the_bomb_within_bounded_memory(tmp_path, tiny_cityscap
     assert "mIoU=" not in done.stdout
 
 
+@pytest.mark.slow
 def test_check_dataset_lists_the_bomb_within_bounded_memory(tmp_path, tiny_cityscapes):
     root, bomb = bombed_dataset(tmp_path, tiny_cityscapes)
     done = run_with_fault(memory_limit("paddleseg, paddle"), "tools/check_dataset.py", "--cityscapes", root,

@@ -37,6 +37,7 @@ def predict(setup, image_path, save_dir, cwd):
                       "--save_dir", save_dir, "--cpu_threads", "1", cwd=cwd, timeout=120)
 
 
+@pytest.mark.slow
 def test_same_stem_inputs_keep_their_extension_and_a_save_dir_inside_is_not_rescanned(tmp_path, setup):
     photos = tmp_path / "photos"
     write(photos / "dup.png", 20, 30)
@@ -51,6 +52,7 @@ def test_same_stem_inputs_keep_their_extension_and_a_save_dir_inside_is_not_resc
             assert outputs(photos / "out" / folder) == expected, (run, folder)
 
 
+@pytest.mark.slow
 def test_list_entries_outside_the_lists_folder_are_written_inside_save_dir(tmp_path, setup):
     write(tmp_path / "lists" / "c1" / "a.png", 20, 30)
     write(tmp_path / "c2" / "a.png", 24, 36)
@@ -67,6 +69,7 @@ def test_list_entries_outside_the_lists_folder_are_written_inside_save_dir(tmp_p
     assert after == before  # nothing written anywhere but --save_dir
 
 
+@pytest.mark.slow
 def test_names_that_still_collide_are_exit_2_before_anything_is_written(tmp_path, setup):
     photos = tmp_path / "photos"
     for name in ("a.png", "a.jpg", "a.png.jpg"):  # a.png and a.png.jpg both become a.png.png

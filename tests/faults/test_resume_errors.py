@@ -4,7 +4,8 @@ import shutil
 
 import pytest
 
-from paddleseg.core.train import TrainOptions, train
+from paddleseg.core.training.loop import train
+from paddleseg.core.training.options import TrainOptions
 from paddleseg.cvlibs import Config
 
 from conftest import write_train_config
@@ -37,6 +38,7 @@ BREAKAGES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("breakage", list(BREAKAGES))
 def test_a_bad_resume_checkpoint_is_named_and_nothing_is_written(tmp_path, run_dir, breakage):
     config, source = run_dir

@@ -77,7 +77,7 @@ def test_a_second_run_in_a_finished_runs_folder_is_refused_and_auto_does_nothing
 
 HANG_AT_ITER_3 = """
 import time
-from paddleseg.core import train as t
+from paddleseg.core.training import loop as t
 real = t.step
 def step(*a, **k):
     values = real(*a, **k)
@@ -114,7 +114,7 @@ def test_a_second_concurrent_run_is_refused_naming_the_holder_and_a_dead_holder_
 
 KILL_AT_ITER_3 = """
 import os, signal
-from paddleseg.core import train as t
+from paddleseg.core.training import loop as t
 real = t.step
 def step(*a, **k):
     step.n = getattr(step, "n", 0) + 1

@@ -10,8 +10,9 @@ import paddle
 import pytest
 
 from paddleseg.checkpoint import training as checkpoints
-from paddleseg.core import train as train_module
-from paddleseg.core.train import TrainOptions, train
+from paddleseg.core.training import loop as train_module  # where the loop looks up `step`
+from paddleseg.core.training.loop import train
+from paddleseg.core.training.options import TrainOptions
 from paddleseg.cvlibs import Config
 
 from conftest import REPO, write_train_config

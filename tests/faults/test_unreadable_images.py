@@ -27,6 +27,7 @@ def broken_copy(tmp_path, tiny_cityscapes):
     return root, bad
 
 
+@pytest.mark.slow
 def test_val_on_an_unreadable_image_fails_naming_it(tmp_path, tiny_cityscapes, weights):
     root, bad = broken_copy(tmp_path, tiny_cityscapes)
     config = write_train_config(tmp_path / "cfg.yml", root)
@@ -35,6 +36,7 @@ def test_val_on_an_unreadable_image_fails_naming_it(tmp_path, tiny_cityscapes, w
     assert "mIoU=" not in done.stdout
 
 
+@pytest.mark.slow
 def test_predict_skips_an_unreadable_image_reports_it_and_exits_3(tmp_path, tiny_cityscapes, weights):
     root, bad = broken_copy(tmp_path, tiny_cityscapes)
     config = write_train_config(tmp_path / "cfg.yml", root)

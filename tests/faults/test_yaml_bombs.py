@@ -17,13 +17,13 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import REPO
-from fault_helpers import assert_user_error
-from paddleseg.cvlibs import Config
-from paddleseg.cvlibs import config
+from paddleseg.cvlibs import Config, config
 from paddleseg.cvlibs.config import _origin_of, load_config, parse_opts
 from paddleseg.errors import ConfigError
 from paddleseg.utils import yaml_io
+
+from conftest import REPO
+from fault_helpers import assert_user_error
 
 # the bombs expand to 9**9 = 387 million values; the first anchor past MAX_NODES is a5 (597,871 nodes)
 ANCHORS = ["a0: &a0 [" + ", ".join(["x"] * 9) + "]"] + [
@@ -188,6 +188,7 @@ def test_base_diamond_reads_each_file_once(tmp_path, monkeypatch):
     assert _origin_of(origins, ("model", "shared")).endswith("level0.yml")
 
 
+@pytest.mark.slow
 def test_a_base_listed_20000_times_is_merged_once(tmp_path, monkeypatch):
     """Merging a base again overrides all its earlier merge set: only its last mention is merged, so a
     long ``_base_`` list cannot multiply the work (20,000 merges of a 10,000-value list before)."""
@@ -275,11 +276,9 @@ def test_infer_runs_an_export_whose_deploy_yaml_has_a_few_aliases(tmp_path):
     ("Deploy: &d {model: model.json, again: *d}\n", RECURSIVE),
 ])
 def test_infer_load_deploy_refuses_deep_and_recursive_deploy_yaml(tmp_path, text, message):
-    import importlib.util
+    from paddleseg.deploy.config import load_deploy
+    from paddleseg.deploy.errors import DeployError
 
-    spec = importlib.util.spec_from_file_location("deploy_infer_bombs", REPO / "tools" / "infer.py")
-    infer = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(infer)
     path = write(tmp_path / "deploy.yaml", text)
-    error = in_seconds(infer.load_deploy, path)
-    assert isinstance(error, infer.DeployError) and str(error).startswith(f"{path}:1:") and message in str(error)
+    error = in_seconds(load_deploy, path)
+    assert isinstance(error, DeployError) and str(error).startswith(f"{path}:1:") and message in str(error)

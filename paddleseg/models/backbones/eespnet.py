@@ -142,10 +142,20 @@ def check_drop_prob(owner: str, drop_prob: float) -> None:
         raise ValueError(f"{owner}: drop_prob must be a number in [0, 1), got {drop_prob!r}")
 
 
+# Upper bounds, checked before any weight is allocated (a typo of a few zeros would otherwise ask for
+# terabytes): labels are 8-bit class ids, so at most 256 classes; the input shortcut's 3x3 convolution
+# holds in_channels² weights, and images are read with at most 4 channels.
+MAX_CHANNELS = {"num_classes": (256, "labels are 8-bit class ids"),
+                "in_channels": (64, "the input shortcut holds in_channels² × 9 weights")}
+
+
 def check_channels(owner: str, name: str, value: int) -> None:
-    """A count of classes or channels: an integer >= 1."""
+    """A count of classes or channels: an integer >= 1 and at most its :data:`MAX_CHANNELS` bound."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
+    maximum, reason = MAX_CHANNELS.get(name, (None, ""))
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{owner}: {name} must be at most {maximum} ({reason}), got {value!r}")
 
 
 def level_channels(scale: float, branches: int = 4, base: int = 32) -> Tuple[int, int, int, int]:

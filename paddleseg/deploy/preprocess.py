@@ -1,0 +1,38 @@
+"""The preprocessing deploy.yaml describes, as one function of an RGB image.
+
+    preprocess = make_preprocess(deploy.transforms)
+    x = preprocess(image)          # RGB uint8 (H, W, 3) -> (1, 3, h, w) float32, C-contiguous
+
+Normalize divides by 255 and standardises per channel, in float32 as the training transform does;
+Resize goes to a fixed [width, height] with OpenCV's interpolation of the same name.
+"""
+from typing import Callable, List, Sequence, Union
+
+import cv2
+import numpy as np
+
+from paddleseg.deploy.config import Normalize, Resize
+
+Preprocess = Callable[[np.ndarray], np.ndarray]
+CV2_INTERPOLATION = {"NEAREST": cv2.INTER_NEAREST, "LINEAR": cv2.INTER_LINEAR, "CUBIC": cv2.INTER_CUBIC,
+                     "AREA": cv2.INTER_AREA, "LANCZOS4": cv2.INTER_LANCZOS4}
+
+
+def _step(t: Union[Normalize, Resize]) -> Callable[[np.ndarray], np.ndarray]:
+    if isinstance(t, Normalize):
+        mean, std = np.asarray(t.mean, dtype=np.float32), np.asarray(t.std, dtype=np.float32)
+        return lambda img: (img.astype(np.float32) / np.float32(255.0) - mean) / std
+    size, interpolation = (t.width, t.height), CV2_INTERPOLATION[t.interp]
+    return lambda img: cv2.resize(img, size, interpolation=interpolation)
+
+
+def make_preprocess(transforms: Sequence[Union[Normalize, Resize]]) -> Preprocess:
+    """RGB uint8 (H, W, 3) -> (1, 3, h, w) float32 through ``transforms`` in order."""
+    steps: List[Callable[[np.ndarray], np.ndarray]] = [_step(t) for t in transforms]
+
+    def preprocess(img: np.ndarray) -> np.ndarray:
+        for step in steps:
+            img = step(img)
+        return np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32)
+
+    return preprocess
