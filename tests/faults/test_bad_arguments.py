@@ -43,6 +43,14 @@ OPTS = {
     "scale_nan": ("model.scale=.nan", ["--opts: model.scale:", "got nan"]),
     "scale_unsupported": ("model.scale=3.0", ["--opts: model.scale:", "0.5, 1.0, 1.5, 2.0", "got 3.0"]),
     "num_classes_0": ("model.num_classes=0", ["--opts: model.num_classes:", "num_classes", "got 0"]),
+    # sizes that would ask for terabytes before any check ran (refused before a weight is allocated)
+    "num_classes_huge": ("model.num_classes=1000000000",
+                         ["--opts: model.num_classes:", "at most 256", "got 1000000000"]),
+    "in_channels_huge": ("model.in_channels=100000", ["--opts: model.in_channels:", "at most 64", "got 100000"]),
+    "crop_huge": ("train_dataset.transforms.0.crop_size=[100000,100000]",
+                  ["--opts: train_dataset.transforms[0].crop_size:", "from 1 to 65535", "got [100000, 100000]"]),
+    "crop_area_huge": ("train_dataset.transforms.0.crop_size=[60000,60000]",
+                       ["--opts: train_dataset.transforms[0].crop_size:", "pixels", "got [60000, 60000]"]),
     "drop_prob_2": ("model.drop_prob=2", ["--opts: model.drop_prob:", "drop_prob", "got 2"]),
     "batch_size_0": ("batch_size=0", ["--opts: batch_size:", "positive integer", "got 0"]),
     "power_negative": ("lr_scheduler.power=-2", ["--opts: lr_scheduler.power:", "PolynomialDecay.power", "got -2"]),
@@ -60,7 +68,7 @@ OPTS = {
                               ["--opts: optimizer.weight_decay:", "Adam.weight_decay", "got -1"]),
 }
 # One case of each kind runs in the quick suite, all of them in the slow one (each is a fresh interpreter).
-QUICK = {"save_interval_0", "unknown_flag", "crop_0x0", "scale_unsupported", "early_stop_without_do_eval",
+QUICK = {"save_interval_0", "unknown_flag", "crop_0x0", "num_classes_huge", "scale_unsupported", "early_stop_without_do_eval",
          "amp_level_on_cpu", "profiler_unknown_key"}
 
 
@@ -79,6 +87,7 @@ def test_a_bad_flag_value_is_exit_2_naming_flag_and_value(tmp_path, tiny_citysca
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", cases(OPTS))
 def test_a_bad_config_value_is_exit_2_naming_the_key_and_value(tmp_path, tiny_cityscapes, case):
     override, fragments = OPTS[case]
@@ -89,6 +98,7 @@ def test_a_bad_config_value_is_exit_2_naming_the_key_and_value(tmp_path, tiny_ci
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_bad_value_in_the_config_file_names_the_file(tmp_path, tiny_cityscapes):
     config = write_train_config(tmp_path / "cfg.yml", tiny_cityscapes,
                                 lr_scheduler={"type": "PolynomialDecay", "learning_rate": 0.005, "power": -2})
@@ -98,6 +108,7 @@ def test_a_bad_value_in_the_config_file_names_the_file(tmp_path, tiny_cityscapes
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_model_with_fewer_classes_than_the_data_is_refused_before_anything_is_written(tmp_path, tiny_cityscapes):
     config = write_train_config(tmp_path / "cfg.yml", tiny_cityscapes)
     done = run_script("train.py", *train_args(config, tmp_path / "out", "--opts", "model.num_classes=5"),

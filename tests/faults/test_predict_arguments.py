@@ -11,8 +11,10 @@ PREDICT_CASES = {
     "stride_zero": (["--is_slide", "--crop_size", "8", "8", "--stride", "0", "0"],
                     "argument --stride: must be a positive integer, got '0'"),
     "crop_size_zero": (["--crop_size", "0", "0"], "argument --crop_size: must be a positive integer, got '0'"),
-    "scale_zero": (["--aug_pred", "--scales", "0"], "argument --scales: must be a positive number, got '0'"),
-    "scale_nan": (["--scales", "nan"], "argument --scales: must be a positive number, got 'nan'"),
+    "scale_zero": (["--aug_pred", "--scales", "0"], "argument --scales: must be a scale from 0.015625 to 16, got '0'"),
+    "scale_nan": (["--scales", "nan"], "argument --scales: must be a scale from 0.015625 to 16, got 'nan'"),
+    "scale_huge": (["--aug_pred", "--scales", "1000"],
+                   "argument --scales: must be a scale from 0.015625 to 16, got '1000'"),
     "custom_color_not_triples": (["--custom_color", "1", "2"],
                                  "--custom_color 1 2: expected r g b triples of values 0..255"),
 }
@@ -29,6 +31,7 @@ def setup(tmp_path, tiny_cityscapes):
 QUICK = {"stride_zero", "custom_color_not_triples"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [pytest.param(c, marks=() if c in QUICK else pytest.mark.slow)
                                   for c in PREDICT_CASES])
 def test_predict_bad_argument_is_exit_2_naming_flag_and_value(tmp_path, setup, case):
@@ -56,10 +59,11 @@ def test_predict_save_dir_that_is_a_file_is_exit_2_and_the_file_is_kept(tmp_path
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--aug_eval", "--scales", "-1"], "argument --scales: must be a positive number, got '-1'"),
+    (["--aug_eval", "--scales", "-1"], "argument --scales: must be a scale from 0.015625 to 16, got '-1'"),
     pytest.param(["--is_slide", "--crop_size", "64", "32", "--stride", "0", "0"],
                  "argument --stride: must be a positive integer, got '0'", marks=pytest.mark.slow),
 ])
+@pytest.mark.slow
 def test_val_bad_argument_is_exit_2_before_the_model_is_loaded(tmp_path, setup, extra, message):
     config, _ = setup
     done = run_script("val.py", "--config", config, "--model_path", tmp_path / "missing.pdparams", *extra,
