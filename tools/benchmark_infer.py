@@ -1,12 +1,19 @@
-"""Inference speed of ESPNetV2 on CPU: dygraph eval, Paddle Inference (oneDNN on) and ONNX Runtime,
-beside upstream PaddleSeg 2.8's dygraph and deployed figures measured in the same run.
+"""Inference speed of ESPNetV2 on the CPU: dygraph eval, Paddle Inference (oneDNN on), ONNX Runtime and
+OpenVINO (fp32, bf16 where the CPU reports BF16, int8 where the export records a verified int8 model),
+beside upstream PaddleSeg 2.8's dygraph and deployed figures, all interleaved in one run.
 
-    python tools/benchmark_infer.py --upstream-python /tmp/upstream_venv/bin/python [--batch 4]
+    python tools/benchmark_infer.py [--upstream-python /tmp/upstream_venv/bin/python] [--batch 4]
+    python tools/benchmark_infer.py --model_dir output/export     # an export (its int8 model too), not random weights
 
-Upstream runs in its own virtualenv (PyPI ``paddleseg==2.8.0``; never installed beside this package)
-through a subprocess; without ``--upstream-python`` only our figures are printed. Weights are random:
-speed does not depend on them. A benchmark to read, not a timed test. ``--batch N`` (default 4) adds
-rows for Paddle Inference and ONNX Runtime on N images at once; their images/s counts all N.
+Every round runs each path once, in turn (upstream's too: it runs in its own virtualenv, PyPI
+``paddleseg==2.8.0``, never installed beside this package, as a child process that runs one step per
+request), so other programs' load falls on all paths alike. Columns: the model alone (median and p90
+seconds per run, images/s) and end to end (``--e2e_images`` images of the input size read, run and
+written through the shared prediction loop, paddleseg.deploy.pipeline; images/s, median of
+``--e2e_rounds`` interleaved rounds). The CPU's model name and flags are printed with the table.
+Without ``--model_dir`` the weights are random (speed does not depend on them) and the bf16 row is
+not a verified precision: accuracy is tools/deploy_check.py's job. A benchmark to read, not a timed
+test. ``--batch N`` (default 4) adds Paddle Inference and ONNX Runtime rows on N images at once.
 """
 import argparse
 import json
@@ -16,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -28,18 +35,13 @@ import json, sys, tempfile, time
 import numpy as np, paddle
 from paddle import inference
 from paddleseg.models import ESPNetV2
-scale, shape, warmup, repeats, threads = json.loads(sys.argv[1])
-def timed(fn):
-    for _ in range(warmup): fn()
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter(); fn(); out.append(time.perf_counter() - t)
-    return out
+scale, shape, warmup, threads = json.loads(sys.argv[1])
 model = ESPNetV2(num_classes=19, scale=scale, drop_prob=0.0); model.eval()
 x = np.random.default_rng(0).standard_normal(shape).astype("float32")
-with paddle.no_grad():
-    xt = paddle.to_tensor(x)
-    dygraph = timed(lambda: model(xt)[0].numpy())
+xt = paddle.to_tensor(x)
+def dygraph():
+    with paddle.no_grad():
+        model(xt)[0].numpy()
 folder = tempfile.mkdtemp()
 static = paddle.jit.to_static(model, input_spec=[paddle.static.InputSpec([-1, 3, -1, -1], "float32", "x")])
 paddle.jit.save(static, folder + "/model")
@@ -48,84 +50,98 @@ config.disable_gpu(); config.disable_mkldnn()  # upstream's export fails under o
 config.set_cpu_math_library_num_threads(threads); config.disable_glog_info()
 predictor = inference.create_predictor(config)
 handle = predictor.get_input_handle(predictor.get_input_names()[0])
-def run():
+def deployed():
     handle.copy_from_cpu(x); predictor.run()
     predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
-print("RESULT " + json.dumps({"dygraph": dygraph, "paddle_inference_onednn_off": timed(run)}))
+runs = {"dygraph": dygraph, "paddle_inference_onednn_off": deployed}
+for run in runs.values():
+    for _ in range(warmup): run()
+print("READY " + json.dumps(list(runs)), flush=True)
+for line in sys.stdin:
+    start = time.perf_counter(); runs[line.strip()](); print(f"TIME {time.perf_counter() - start}", flush=True)
 """
 
 
-def timed(fn: Callable[[], object], warmup: int, repeats: int) -> List[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
+class Upstream:
+    """Upstream PaddleSeg 2.8 in its own Python, one timed step per request (module docstring)."""
+
+    def __init__(self, python: str, scale: float, shape: Sequence[int], warmup: int, threads: int):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        self.proc = subprocess.Popen([python, "-c", UPSTREAM_SCRIPT, json.dumps([scale, list(shape), warmup, threads])],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                                     cwd=tempfile.gettempdir())
+        line = self._line("READY ")
+        self.names = json.loads(line) if line is not None else []
+
+    def _line(self, prefix: str) -> Optional[str]:
+        for line in self.proc.stdout:
+            if line.startswith(prefix):
+                return line[len(prefix):]
+        print(f"upstream run failed (exit {self.proc.wait()})", file=sys.stderr)
+        return None
+
+    def timed(self, name: str) -> float:
+        self.proc.stdin.write(name + "\n")
+        self.proc.stdin.flush()
+        return float(self._line("TIME ") or "nan")
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
-def ours(scale: float, shape: Sequence[int], warmup: int, repeats: int, threads: int,
-         batch: int) -> Dict[str, Tuple[int, List[float]]]:
-    """{path: (images per run, seconds per run)}: dygraph, Paddle Inference and ONNX Runtime on
-    ``shape``, and the two deployed paths on ``batch`` copies of it when ``batch`` > 1."""
-    import onnxruntime as ort
-    import paddle
-    from paddle import inference
+def random_export(scale: float, folder: Path, threads: int):
+    """A random-weights model of ``scale`` and its export (ONNX and, with OpenVINO installed, the IR)."""
+    import importlib.util
 
     from paddleseg.core.export import export_model
     from paddleseg.models import ESPNetV2
-    from paddleseg.utils.device import set_device
 
-    set_device("cpu", threads)  # explicitly: paddle may have been imported (OMP_NUM_THREADS=1) before main()
     model = ESPNetV2(19, scale=scale, drop_prob=0.0)
     model.eval()
-    x = np.random.default_rng(0).standard_normal(shape).astype("float32")
-    results = {}
-    with paddle.no_grad():
-        xt = paddle.to_tensor(x)
-        results["dygraph"] = (len(x), timed(lambda: model(xt)[0].numpy(), warmup, repeats))
-    folder = Path(tempfile.mkdtemp())
-    export_model(model, folder, transforms=[{"type": "Normalize"}], num_classes=19, output_op="argmax", onnx=True)
-
-    config = inference.Config(str(folder / "model.json"), str(folder / "model.pdiparams"))
-    config.disable_gpu()
-    config.enable_mkldnn()
-    config.set_cpu_math_library_num_threads(threads)
-    config.switch_ir_optim(True)
-    config.disable_glog_info()
-    predictor = inference.create_predictor(config)
-    handle = predictor.get_input_handle(predictor.get_input_names()[0])
-    output = predictor.get_output_handle(predictor.get_output_names()[0])
-
-    def run_paddle(x):
-        handle.copy_from_cpu(x)
-        predictor.run()
-        output.copy_to_cpu()
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
-    batched = np.concatenate([x] * batch)
-    for suffix, inputs in [("", x)] + ([(f" batch {batch}", batched)] if batch > 1 else []):
-        results[f"paddle_inference_onednn{suffix}"] = (len(inputs), timed(lambda: run_paddle(inputs), warmup, repeats))
-        results[f"onnxruntime{suffix}"] = (len(inputs), timed(lambda: session.run(None, {"x": inputs}), warmup,
-                                                              repeats))
-    return results
+    export_model(model, folder, transforms=[{"type": "Normalize"}], num_classes=19, output_op="argmax", onnx=True,
+                 openvino=importlib.util.find_spec("openvino") is not None)
+    return model
 
 
-def upstream(python: str, scale: float, shape: Sequence[int], warmup: int, repeats: int,
-             threads: int) -> Optional[Dict[str, List[float]]]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    proc = subprocess.run([python, "-c", UPSTREAM_SCRIPT, json.dumps([scale, list(shape), warmup, repeats, threads])],
-                          capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        print(f"upstream run failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return json.loads(lines[-1][len("RESULT "):])
+def deployed_paths(deploy, threads: int) -> Dict[str, object]:
+    """Every runtime and precision of this machine for ``deploy``: {name: backend}."""
+    from paddleseg.core.deploy_check import available_paths, build_path
+
+    paths = {}
+    for backend, precision in available_paths(deploy):
+        verified = precision == "fp32" or precision in deploy.verified.get(backend, {})
+        paths[f"{backend} {precision}{'' if verified else ' (unverified)'}"] = build_path(deploy, backend, precision,
+                                                                                          threads)
+    return paths
+
+
+def interleaved(runs: Dict[str, Callable[[], float]], repeats: int) -> Dict[str, List[float]]:
+    """``repeats`` rounds of every run once, each returning its own seconds."""
+    times: Dict[str, List[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            times[name].append(run())
+    return times
+
+
+def clocked(fn: Callable[[], object]) -> Callable[[], float]:
+    def run() -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+    return run
+
+
+def write_images(folder: Path, shape: Sequence[int], count: int) -> List[Path]:
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = [folder / f"{i:03d}.png" for i in range(count)]
+    for path in paths:
+        cv2.imwrite(str(path), rng.integers(0, 256, (shape[2], shape[3], 3), dtype=np.uint8))
+    return paths
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -136,34 +152,88 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--batch", type=int, default=4, help="images per run of the batched rows (1: no batched rows)")
+    p.add_argument("--model_dir", type=Path, help="an export to time (default: a random-weights model of --scale)")
+    p.add_argument("--e2e_images", type=int, default=8, help="images per end-to-end pass (0: no end-to-end column)")
+    p.add_argument("--e2e_rounds", type=int, default=3)
     p.add_argument("--upstream-python", help="python of a virtualenv with paddleseg==2.8.0")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    from paddleseg.utils.device import set_device
+
+    set_device("cpu", args.threads)  # explicitly: paddle may have been imported (OMP_NUM_THREADS=1) before main()
+    with tempfile.TemporaryDirectory(prefix="benchmark_infer_") as work:
+        return benchmark(args, Path(work))
+
+
+def benchmark(args: argparse.Namespace, work: Path) -> int:
+    import paddle
     from prettytable import PrettyTable
 
-    figures = {f"ours: {k}": v for k, v in ours(args.scale, args.shape, args.warmup, args.repeats,
-                                                 args.threads, args.batch).items()}
-    theirs = None
+    from paddleseg.deploy.config import load_deploy
+    from paddleseg.deploy.speed import cpu_summary, cpu_text, end_to_end_rate
+
+    model = None if args.model_dir else random_export(args.scale, work / "export", args.threads)
+    deploy = load_deploy((args.model_dir or work / "export") / "deploy.yaml")
+    x = np.random.default_rng(0).standard_normal(args.shape).astype("float32")
+    backends = deployed_paths(deploy, args.threads)
+    runs: Dict[str, Callable[[], float]] = {}
+    images: Dict[str, int] = {}
+    if model is not None:
+        xt = paddle.to_tensor(x)
+
+        def dygraph():
+            with paddle.no_grad():
+                model(xt)[0].numpy()
+        runs["ours: dygraph"] = clocked(dygraph)
+    for name, backend in backends.items():
+        runs[f"ours: {name}"] = clocked(lambda b=backend: b.run(x))
+    batched = np.concatenate([x] * args.batch)
+    for name in ("paddle fp32", "onnxruntime fp32") if args.batch > 1 and deploy.input_shape[0] == -1 else ():
+        if name in backends:
+            runs[f"ours: {name} batch {args.batch}"] = clocked(lambda b=backends[name]: b.run(batched))
+            images[f"ours: {name} batch {args.batch}"] = args.batch
+    upstream = None
     if args.upstream_python:
-        theirs = upstream(args.upstream_python, args.scale, args.shape, args.warmup, args.repeats, args.threads)
-        figures.update({f"upstream 2.8: {k}": (args.shape[0], v) for k, v in (theirs or {}).items()})
-    floor = 2 * CONV_GMACS_S2_512x1024 / MATMUL_GFLOPS if args.scale == 2.0 and args.shape == [1, 3, 512, 1024] else None
-    table = PrettyTable(["path", "images/run", "median s/run", "p90 s/run", "images/s", "x floor"])
-    for name, (images, times) in figures.items():
-        med = float(np.median(times))
-        table.add_row([name, images, f"{med:.3f}", f"{np.percentile(times, 90):.3f}", f"{images / med:.2f}",
-                       f"{med / images / floor:.1f}" if floor else "-"])
-    print(f"ESPNetV2 scale {args.scale}, input {args.shape}, {args.threads} threads, "
-          f"{args.repeats} runs after {args.warmup} warm-up")
+        upstream = Upstream(args.upstream_python, args.scale, args.shape, args.warmup, args.threads)
+        for name in upstream.names:
+            runs[f"upstream 2.8: {name}"] = lambda n=name: upstream.timed(n)
+    for name, run in runs.items():
+        if not name.startswith("upstream"):
+            for _ in range(args.warmup):
+                run()
+    times = interleaved(runs, args.repeats)
+    if upstream is not None:
+        upstream.close()
+    rates: Dict[str, List[float]] = {}
+    if args.e2e_images > 0:
+        files = write_images(work / "images", args.shape, args.e2e_images)
+        for _ in range(args.e2e_rounds):
+            for name, backend in backends.items():
+                rates.setdefault(f"ours: {name}", []).append(end_to_end_rate(backend, deploy, files, work / "out"))
+    at_floor_size = args.scale == 2.0 and args.shape == [1, 3, 512, 1024] and not args.model_dir
+    floor = 2 * CONV_GMACS_S2_512x1024 / MATMUL_GFLOPS if at_floor_size else None
+    med = {name: float(np.median(t)) for name, t in times.items()}
+    ort = med.get("ours: onnxruntime fp32")
+    table = PrettyTable(["path", "images/run", "model median s/run", "p90 s/run", "model images/s",
+                         "end-to-end images/s", "x ONNX Runtime fp32", "x floor"])
+    for name, t in times.items():
+        n = images.get(name, args.shape[0])
+        table.add_row([name, n, f"{med[name]:.3f}", f"{np.percentile(t, 90):.3f}", f"{n / med[name]:.2f}",
+                       f"{np.median(rates[name]):.2f}" if name in rates else "-",
+                       f"{med[name] / n / ort:.2f}" if ort else "-", f"{med[name] / n / floor:.1f}" if floor else "-"])
+    what = f"export {args.model_dir}" if args.model_dir else f"ESPNetV2 scale {args.scale} (random weights)"
+    print(f"{what}, input {args.shape}, {args.threads} threads, {args.repeats} interleaved rounds after "
+          f"{args.warmup} warm-up; end to end: {args.e2e_images} images x {args.e2e_rounds} rounds")
+    print(cpu_text(cpu_summary()))
     print(table)
     if floor:
         print(f"compute floor ({CONV_GMACS_S2_512x1024} G MACs at {MATMUL_GFLOPS:.0f} GFLOP/s): {floor:.3f} s")
-    if theirs:
-        med = {k: float(np.median(v)) for k, (_, v) in figures.items()}
-        best = min(med["ours: paddle_inference_onednn"], med["ours: onnxruntime"])
-        print(f"best deployed ours / upstream deployed: {best / med['upstream 2.8: paddle_inference_onednn_off']:.3f}"
-              f" (target <= 0.333)")
-        print(f"dygraph ours / upstream: {med['ours: dygraph'] / med['upstream 2.8: dygraph']:.3f} (target <= 0.9)")
+    if "upstream 2.8: paddle_inference_onednn_off" in med:
+        deployed = [v for k, v in med.items() if k.startswith("ours:") and "dygraph" not in k and "batch" not in k]
+        theirs = med["upstream 2.8: paddle_inference_onednn_off"]
+        print(f"best deployed ours / upstream deployed: {min(deployed) / theirs:.3f} (target <= 0.333)")
+        if "ours: dygraph" in med:
+            print(f"dygraph ours / upstream: {med['ours: dygraph'] / med['upstream 2.8: dygraph']:.3f} (target <= 0.9)")
     return 0
 
 
