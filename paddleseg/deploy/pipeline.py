@@ -43,6 +43,7 @@ from paddleseg.deploy.images import MAX_PIXELS, read_rgb
 from paddleseg.deploy.outputs import ADDED, PSEUDO_COLOR, OutputWriter, VideoOutputWriter, frame_name
 from paddleseg.deploy.postprocess import fit_to_image, to_labels
 from paddleseg.deploy.smoothing import TemporalSmoother, check_scores, to_probabilities
+from paddleseg.utils.signals import interruptions_held
 
 logger = logging.getLogger(__name__)
 
@@ -304,13 +305,15 @@ def preprocess_images(preprocess: Callable[[np.ndarray], np.ndarray], backend, s
 
 def _write_each(frames: Iterable[Frame], write: Callable[[Frame], None], summary: Summary, batch_size: int,
                 bar) -> None:
-    """The calling thread's part: write each finished frame, timing it into ``summary``."""
+    """The calling thread's part: write each finished frame, timing it into ``summary``. Ctrl-C and SIGTERM
+    are held from the write to its count, so ``summary.done`` is what was written."""
     for frame in frames:
         start = time.perf_counter()
-        write(frame)
+        with interruptions_held():
+            write(frame)
+            summary.written(batch_size)
         summary.stage_times[READ].append(frame.read_seconds)
         summary.stage_times[SAVE].append(frame.label_seconds + time.perf_counter() - start)
-        summary.written(batch_size)
         bar.update(1)
 
 

@@ -1,5 +1,5 @@
-"""SIGTERM while tools/infer.py writes its outputs (a job scheduler's stop): exit 143 with one line, every
-output written so far whole, no temporary file left."""
+"""SIGTERM while tools/infer.py writes its outputs (a job scheduler's stop): exit 143 with one line, the
+image being written finished (both its pictures or neither), nothing after it, no temporary file left."""
 import signal
 
 import cv2
@@ -34,6 +34,9 @@ def test_sigterm_ends_the_run_with_143_and_whole_outputs(tmp_path):
     assert done.returncode == 128 + signal.SIGTERM, done.stderr[-3000:]
     assert done.stderr.strip().splitlines()[-1] == "terminated" and "Traceback" not in done.stderr
     files = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file())
-    # no temporary file of b.png's picture is left (a partial one would be listed here)
-    assert files == ["added_prediction/a.png", "pseudo_color_prediction/a.png"]
-    Image.open(tmp_path / "out" / "added_prediction" / "a.png").load()  # whole
+    # b.png's second picture is written too (an image's outputs are one unit), c.png is not started, and no
+    # temporary file is left (one would be listed here)
+    assert files == ["added_prediction/a.png", "added_prediction/b.png", "pseudo_color_prediction/a.png",
+                     "pseudo_color_prediction/b.png"]
+    for name in files:
+        Image.open(tmp_path / "out" / name).load()  # whole
