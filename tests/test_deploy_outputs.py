@@ -94,3 +94,18 @@ def test_save_dir_that_is_a_file_is_refused(tmp_path):
             outputs.check_save_dir(save_dir)
         assert where in str(error.value)
     outputs.check_save_dir(tmp_path / "new" / "deeper")  # can be made: fine
+
+
+def test_colorize_looks_up_every_id_as_numpy_indexing_does():
+    rng = np.random.default_rng(2)
+    table = rng.integers(0, 256, (256, 3), dtype=np.uint8)
+    for shape in [(1, 1), (5, 3), (37, 61), (512, 1024)]:
+        label = rng.integers(0, 256, shape, dtype=np.uint8)
+        np.testing.assert_array_equal(outputs.colorize(label, table), table[label])
+    view = rng.integers(0, 256, (40, 50), dtype=np.uint8)[3:30:2, 5:44]  # not contiguous
+    np.testing.assert_array_equal(outputs.colorize(view, table), table[view])
+    short = table[:19]  # a table of fewer than 256 colours is indexed by numpy, out-of-range ids are an error
+    np.testing.assert_array_equal(outputs.colorize(view % 19, short), short[view % 19])
+    with pytest.raises(IndexError):
+        outputs.colorize(np.full((2, 2), 200, np.uint8), short)
+    assert outputs.colorize(np.zeros((0, 4), np.uint8), table).shape == (0, 4, 3)

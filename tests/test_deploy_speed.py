@@ -73,3 +73,42 @@ def test_the_upstream_child_answers_one_timed_step_per_request(monkeypatch):
     upstream.close()
     assert times == {"dygraph": [0.007, 0.007], "deployed": [0.008, 0.008]}
     assert upstream.proc.returncode == 0
+
+
+@pytest.mark.parametrize("output_op", ["argmax", "softmax"])
+def test_stage_costs_time_every_step_besides_the_model_and_write_only_into_work(tmp_path, output_op):
+    import cv2
+    import yaml
+
+    from paddleseg.deploy.config import load_deploy
+
+    from test_tools_infer import tiny_onnx_export
+
+    folder = tiny_onnx_export(tmp_path / "export")
+    text = yaml.safe_load((folder / "deploy.yaml").read_text())
+    text["Deploy"]["output_op"] = output_op
+    text["Deploy"]["transforms"].insert(0, {"type": "Resize", "target_size": [16, 8]})  # labels fit back: 21x13
+    (folder / "deploy.yaml").write_text(yaml.safe_dump(text))
+    image = tmp_path / "in.png"
+    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 256, (13, 21, 3), np.uint8))
+    (tmp_path / "work").mkdir()
+    costs = speed.stage_costs(load_deploy(folder / "deploy.yaml"), image, tmp_path / "work", repeats=2)
+    expected = ["read (decode)", "preprocess", "overlay (colour lookup, blend)", "overlay PNG (encode, write)",
+                "colour-map PNG (encode, write)"]
+    if output_op != "argmax":
+        expected.insert(2, "labels from scores")
+    assert list(costs) == expected and all(ms >= 0 for ms in costs.values())
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["overlay.png", "pseudo.png"]
+    assert cv2.imread(str(tmp_path / "work" / "overlay.png")).shape == (13, 21, 3)
+
+
+def test_benchmark_images_are_street_scenes_of_the_input_size(tmp_path):
+    import cv2
+
+    spec = importlib.util.spec_from_file_location("benchmark_infer", REPO / "tools" / "benchmark_infer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    paths = module.write_images(tmp_path, [1, 3, 40, 72], 2)
+    images = [cv2.imread(str(p)) for p in paths]
+    assert [i.shape for i in images] == [(40, 72, 3)] * 2 and not np.array_equal(images[0], images[1])
+    assert len(np.unique(images[0].reshape(-1, 3), axis=0)) > 50  # textured, not flat

@@ -14,6 +14,9 @@ written through the shared prediction loop, paddleseg.deploy.pipeline; images/s,
 Without ``--model_dir`` the weights are random (speed does not depend on them) and the bf16 row is
 not a verified precision: accuracy is tools/deploy_check.py's job. A benchmark to read, not a timed
 test. ``--batch N`` (default 4) adds Paddle Inference and ONNX Runtime rows on N images at once.
+``--stages`` adds a table of what one image costs besides the model (read, preprocess, labels, overlay,
+the two PNGs; milliseconds on one thread): the CPU the end-to-end column needs beyond the model's.
+``--json FILE`` writes every figure with the CPU's name and flags. The images are synthetic street scenes.
 """
 import argparse
 import json
@@ -134,13 +137,19 @@ def clocked(fn: Callable[[], object]) -> Callable[[], float]:
 
 
 def write_images(folder: Path, shape: Sequence[int], count: int) -> List[Path]:
+    """``count`` synthetic street scenes of the input's size as PNGs: what they cost to decode and to
+    encode as overlays is a photo's, not random noise's (which compresses far worse)."""
     import cv2
+
+    from paddleseg.datasets.synthetic import make_scene, paint, rasterize
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     paths = [folder / f"{i:03d}.png" for i in range(count)]
+    height, width = shape[2], shape[3]
     for path in paths:
-        cv2.imwrite(str(path), rng.integers(0, 256, (shape[2], shape[3], 3), dtype=np.uint8))
+        objects = make_scene(rng, width, height)
+        cv2.imwrite(str(path), cv2.cvtColor(paint(objects, rasterize(objects, width, height), rng), cv2.COLOR_RGB2BGR))
     return paths
 
 
@@ -156,6 +165,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--e2e_images", type=int, default=8, help="images per end-to-end pass (0: no end-to-end column)")
     p.add_argument("--e2e_rounds", type=int, default=3)
     p.add_argument("--upstream-python", help="python of a virtualenv with paddleseg==2.8.0")
+    p.add_argument("--stages", action="store_true",
+                   help="also time each step besides the model for one image of the input size (ms, one thread)")
+    p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     from paddleseg.utils.device import set_device
@@ -170,7 +182,7 @@ def benchmark(args: argparse.Namespace, work: Path) -> int:
     from prettytable import PrettyTable
 
     from paddleseg.deploy.config import load_deploy
-    from paddleseg.deploy.speed import cpu_summary, cpu_text, end_to_end_rate
+    from paddleseg.deploy.speed import cpu_summary, cpu_text, end_to_end_rate, stage_costs
 
     model = None if args.model_dir else random_export(args.scale, work / "export", args.threads)
     deploy = load_deploy((args.model_dir or work / "export") / "deploy.yaml")
@@ -216,16 +228,33 @@ def benchmark(args: argparse.Namespace, work: Path) -> int:
     ort = med.get("ours: onnxruntime fp32")
     table = PrettyTable(["path", "images/run", "model median s/run", "p90 s/run", "model images/s",
                          "end-to-end images/s", "x ONNX Runtime fp32", "x floor"])
+    rows = []
     for name, t in times.items():
         n = images.get(name, args.shape[0])
+        rows.append({"path": name, "images_per_run": n, "median_s": med[name], "p90_s": float(np.percentile(t, 90)),
+                     "end_to_end_images_per_s": float(np.median(rates[name])) if name in rates else None,
+                     "vs_onnxruntime_fp32": med[name] / n / ort if ort else None})
         table.add_row([name, n, f"{med[name]:.3f}", f"{np.percentile(t, 90):.3f}", f"{n / med[name]:.2f}",
                        f"{np.median(rates[name]):.2f}" if name in rates else "-",
                        f"{med[name] / n / ort:.2f}" if ort else "-", f"{med[name] / n / floor:.1f}" if floor else "-"])
+    costs = {}
+    if args.stages:
+        costs = stage_costs(deploy, write_images(work / "stage_image", args.shape, 1)[0], work, repeats=args.repeats)
     what = f"export {args.model_dir}" if args.model_dir else f"ESPNetV2 scale {args.scale} (random weights)"
     print(f"{what}, input {args.shape}, {args.threads} threads, {args.repeats} interleaved rounds after "
           f"{args.warmup} warm-up; end to end: {args.e2e_images} images x {args.e2e_rounds} rounds")
     print(cpu_text(cpu_summary()))
     print(table)
+    if costs:
+        steps = PrettyTable(["step besides the model (one image, one thread)", "median ms"])
+        for name, ms in costs.items():
+            steps.add_row([name, f"{ms:.2f}"])
+        steps.add_row(["total", f"{sum(costs.values()):.2f}"])
+        print(steps)
+    if args.json:
+        args.json.write_text(json.dumps({"cpu": cpu_summary(), "shape": args.shape, "threads": args.threads,
+                                         "scale": None if args.model_dir else args.scale, "rows": rows,
+                                         "stages_ms": costs}, indent=1) + "\n")
     if floor:
         print(f"compute floor ({CONV_GMACS_S2_512x1024} G MACs at {MATMUL_GFLOPS:.0f} GFLOP/s): {floor:.3f} s")
     if "upstream 2.8: paddle_inference_onednn_off" in med:

@@ -110,8 +110,12 @@ def label_id_table(label_ids: Sequence[int]) -> np.ndarray:
 
 
 def colorize(label: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """RGB uint8 (H, W, 3) image of a class-id map (H, W)."""
-    return palette[np.asarray(label, dtype=np.uint8)]
+    """RGB uint8 (H, W, 3) image of a class-id map (H, W). A full (256, 3) uint8 table is looked up by
+    OpenCV (the same values as numpy's indexing, about 7x faster: docs/performance.md)."""
+    label = np.asarray(label, dtype=np.uint8)
+    if label.ndim == 2 and label.size and palette.shape == (256, 3) and palette.dtype == np.uint8:
+        return cv2.LUT(cv2.merge([label, label, label]), np.ascontiguousarray(palette.reshape(256, 1, 3)))
+    return palette[label]
 
 
 def overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray, weight: float = OVERLAY_WEIGHT) -> np.ndarray:

@@ -3,6 +3,7 @@ shared prediction loop, and the CPU they ran on.
 
     times = interleaved_times({"onnxruntime fp32": lambda: ort.run(x), "openvino bf16": lambda: ov.run(x)}, 3, 20)
     rate = end_to_end_rate(backend, deploy, images, tmp_dir)      # images/s, as tools/infer.py runs them
+    costs = stage_costs(deploy, image_file, tmp_dir)              # ms of each step besides the model
     cpu = cpu_summary()          # {"model": "AMD EPYC", "flags": {"avx2": True, "amx": False, ...}}
 
 Other programs share the CPU: timing one runtime after the other lets a busy minute fall on one of
@@ -20,8 +21,9 @@ import numpy as np
 
 from paddleseg.deploy.config import DeployConfig
 from paddleseg.deploy.images import read_rgb
-from paddleseg.deploy.outputs import OutputWriter, output_names, palette_table
+from paddleseg.deploy.outputs import OutputWriter, output_names, overlay, palette_table, save_pseudo_color, save_rgb
 from paddleseg.deploy.pipeline import labels_at_image_size, predict_images
+from paddleseg.deploy.postprocess import fit_to_image, to_labels
 from paddleseg.deploy.preprocess import make_preprocess
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile")
@@ -59,6 +61,33 @@ def end_to_end_rate(backend, deploy: DeployConfig, images: Sequence[Path], save_
     start = time.perf_counter()
     summary = predict_images(plan, backend, preprocess, writer, postprocess=labels_at_image_size(deploy.output_op))
     return summary.done / (time.perf_counter() - start)
+
+
+def stage_costs(deploy: DeployConfig, image: Path, work: Path, classes: int = 19,
+                repeats: int = 20) -> Dict[str, float]:
+    """Median milliseconds of each step the pipeline runs for ``image`` besides the model, one after the
+    other on the calling thread: the CPU that end-to-end throughput needs beyond the model's (on a
+    machine whose cores all run the model, it comes out of the model's share). Labels from scores are
+    timed on random (1, ``classes``, h, w) scores when deploy.yaml's model gives scores; the pictures
+    are of a label map of regions 32 pixels wide (a prediction's PNG compresses like that, not like
+    per-pixel noise)."""
+    preprocess, palette = make_preprocess(deploy.transforms), palette_table(deploy.palette)
+    rgb = read_rgb(image)
+    h, w = preprocess(rgb).shape[2:]
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((1, classes, h, w)).astype(np.float32)
+    regions = rng.integers(0, classes, (-(-h // 32), -(-w // 32))).astype(np.uint8)
+    label = fit_to_image(np.kron(regions, np.ones((32, 32), np.uint8))[:h, :w], rgb.shape[:2])
+    picture = overlay(rgb, label, palette)
+    steps: Dict[str, Callable[[], object]] = {
+        "read (decode)": lambda: read_rgb(image), "preprocess": lambda: preprocess(rgb)}
+    if deploy.output_op != "argmax":
+        steps["labels from scores"] = lambda: to_labels(scores, deploy.output_op, 1)
+    steps["overlay (colour lookup, blend)"] = lambda: overlay(rgb, label, palette)
+    steps["overlay PNG (encode, write)"] = lambda: save_rgb(picture, work / "overlay.png")
+    steps["colour-map PNG (encode, write)"] = lambda: save_pseudo_color(label, work / "pseudo.png", palette)
+    times = interleaved_times(steps, warmup=2, repeats=repeats)
+    return {name: median_p90_ms(t)[0] for name, t in times.items()}
 
 
 def cpu_summary(cpuinfo: Path = Path("/proc/cpuinfo")) -> Dict:
