@@ -18,7 +18,8 @@ from paddleseg.utils.cityscapes_labels import colorize
 
 FOREGROUND = 13  # car: the class of the binary sets
 ENCODINGS = ("ids", "binary", "colour", "palette", "voc_palette", "jpeg_binary", "jpeg_colour", "sixteen_bit",
-             "grey_rgb", "alpha_mask")
+             "grey_rgb", "alpha_mask", "scaled_ids", "scaled_binary")
+SCALE = 10  # scaled_ids: train ids times 10 (255 kept), as masks saved to be seen often are
 
 
 def scenes(count: int, width: int = 96, height: int = 48, seed: int = 0) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
@@ -38,7 +39,7 @@ def voc_palette_flat() -> list:
 
 def expected_ids(encoding: str, train_ids: np.ndarray) -> np.ndarray:
     """The class ids a correct conversion of ``encoding`` gives for a scene's train ids."""
-    if encoding in ("binary", "jpeg_binary", "alpha_mask"):
+    if encoding in ("binary", "jpeg_binary", "alpha_mask", "scaled_binary"):
         return (train_ids == FOREGROUND).astype(np.uint8)
     if encoding == "voc_palette":
         return np.where(train_ids == 255, 255, train_ids % 21).astype(np.uint8)
@@ -72,6 +73,10 @@ def save_mask(encoding: str, train_ids: np.ndarray, path: Path) -> Path:
         Image.fromarray(colorize(train_ids)).save(path, quality=90)
     elif encoding == "sixteen_bit":  # an 8-bit mask widened to 16 bits (values x 257)
         Image.fromarray(train_ids.astype(np.uint16) * 257).save(path)
+    elif encoding == "scaled_ids":
+        Image.fromarray(np.where(train_ids == 255, 255, train_ids * SCALE).astype(np.uint8)).save(path)
+    elif encoding == "scaled_binary":  # a two-class mask saved as 0/128
+        Image.fromarray((train_ids == FOREGROUND).astype(np.uint8) * 128).save(path)
     elif encoding == "grey_rgb":
         Image.fromarray(np.repeat(train_ids[..., None], 3, axis=2)).save(path)
     elif encoding == "alpha_mask":  # a cut-out: the mask is in the alpha channel

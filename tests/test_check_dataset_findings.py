@@ -284,3 +284,46 @@ def test_scan_keeps_the_image_hash_and_label_histogram(tmp_path):
     assert dict(zip(scan.keys.tolist(), scan.counts.tolist())) == {
         int(v): int(c) for v, c in zip(*np.unique(ids, return_counts=True))}
     assert int((ids == FOREGROUND).sum()) == int(scan.counts[scan.keys.tolist().index(FOREGROUND)])
+
+
+@pytest.mark.parametrize("lossless", [True, False])
+def test_webp_masks_are_lossy_only_when_their_chunk_is(tmp_path, lossless):
+    """Lossless WebP (a VP8L chunk) keeps every colour; lossy WebP (VP8) does not."""
+    write_set(tmp_path, "colour", count=2)
+    for png in sorted((tmp_path / "masks").glob("*.png")):
+        Image.open(png).save(png.with_suffix(".webp"), lossless=lossless, quality=80)
+        png.unlink()
+    found = kinds(examine(tmp_path))
+    webps = [str(tmp_path / "masks" / f"s0{i}.webp") for i in range(2)]
+    assert found["rgb_colours"].files == webps
+    if lossless:
+        assert "lossy_label" not in found
+    else:
+        assert found["lossy_label"].files == webps and "lossy WebP" in found["lossy_label"].detail
+
+
+def test_ids_saved_times_a_step_are_scaled_ids_unless_num_classes_says_they_are_ids(tmp_path):
+    write_set(tmp_path, "scaled_ids", count=4)
+    d = examine(tmp_path)
+    f = kinds(d)["scaled_ids"]
+    assert d.num_classes == 19 and d.encoding == "ids" and f.fixed_by_convert and f.severity == "error"
+    assert len(f.files) == 4 and "multiples of 10 (0, 10, 20," in f.detail and "divides them by 10" in f.detail
+    as_ids = examine(tmp_path, num_classes=181)  # the user says the values are the ids
+    assert "scaled_ids" not in kinds(as_ids) and as_ids.num_classes == 181
+    as_19 = examine(tmp_path, num_classes=19)  # in range only after dividing: scaled
+    assert "scaled_ids" in kinds(as_19) and "out_of_range" not in kinds(as_19)
+    two = examine_fresh(tmp_path / "two", "scaled_binary")
+    assert two.num_classes == 2 and "multiples of 128" in kinds(two)["scaled_ids"].detail
+
+
+def examine_fresh(root, encoding):
+    write_set(root, encoding, count=3)
+    return examine(root)
+
+
+def test_real_ids_that_share_no_step_are_not_scaled(tmp_path):
+    write_set(tmp_path, "ids", count=3)
+    for png in (tmp_path / "masks").glob("*.png"):
+        ids = np.asarray(Image.open(png))
+        Image.fromarray(np.where(ids == 255, 255, ids * 2 + 1).astype(np.uint8)).save(png)  # odd values: gcd 1
+    assert "scaled_ids" not in kinds(examine(tmp_path))

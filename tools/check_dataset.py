@@ -14,7 +14,7 @@
 (class ids, binary 0/255, RGB colours, palette PNGs, or mixed), the classes with their pixels and class
 weights (ESPNet's 1/ln(1.10+p) and median frequency), and the findings (missing_label, missing_image,
 size_mismatch, out_of_range, unreadable, lossy_label, sixteen_bit, multi_channel, binary_0_255,
-rgb_colours, palette_mismatch, empty_class, duplicate_image), each naming its files. Exit 2 (one
+scaled_ids, rgb_colours, palette_mismatch, empty_class, duplicate_image), each naming its files. Exit 2 (one
 ``error:`` line) when a finding would break or silently spoil training, 0 otherwise.
 
 Pairing: IMAGES/<sub>/<stem>.<ext> goes with LABELS/<sub>/<stem>.<ext>, or with the stem plus _mask,

@@ -48,7 +48,8 @@ def read_image(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS) -> np.nda
 
 def _webp_is_lossy(im: Image.Image) -> bool:
     """A WebP file is lossless when its image chunk is ``VP8L``, lossy when it is ``VP8 `` (after an
-    optional ``VP8X`` header and ``ALPH`` chunk)."""
+    optional ``VP8X`` header and ``ALPH`` chunk). Call it before ``im.load()``, which closes the file (a
+    closed file counts as lossy)."""
     fp = getattr(im, "fp", None)
     if fp is None:
         return True

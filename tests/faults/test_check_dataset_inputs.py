@@ -151,6 +151,13 @@ def test_the_dataset_check_names_the_encoding_not_pixel_255(tmp_path):
     assert checks.check_contents(pairs, 2, 255, workers=1, progress=False, raise_error=False)[0].count("0/255") == 1
     with pytest.raises(DatasetError, match="255 is not a class id below num_classes 2"):
         checks.check_contents(pairs, 2, 0, workers=1, progress=False)
+    write_set(tmp_path / "scaled", "scaled_ids", count=4)
+    pairs = [(str(p), str(tmp_path / "scaled" / "masks" / f"{p.stem}.png"))
+             for p in sorted((tmp_path / "scaled" / "images").iterdir())]
+    with pytest.raises(DatasetError, match=r"the labels are class ids times 10, saved to be seen .*4 sampled files.*"
+                                           r"outside num_classes 19; convert them with: .*check_dataset.py --images"):
+        checks.check_contents(pairs, 19, 255, workers=1, progress=False)
+    assert checks.check_contents(pairs, 181, 255, workers=1, progress=False) == []  # in range: ids as they are
     truth = write_set(tmp_path / "ok", "ids", count=3)
     pairs = [(str(tmp_path / "ok" / "images" / f"{s}.jpg"), str(tmp_path / "ok" / "masks" / f"{s}.png")) for s in truth]
     assert checks.check_contents(pairs, 19, 255, workers=1, progress=False) == []

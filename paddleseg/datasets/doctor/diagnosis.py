@@ -18,10 +18,16 @@ Decisions made for the whole set, not file by file:
   among the files); otherwise by its colours.
 - 16-bit values that are 8-bit values times 257 are divided back; other values above 255 are out of
   range.
+- Grey ids that are all multiples of one step of 2 or more (ids times 10, 0/100/200, 0/128: masks saved
+  to be seen) are class ids times that step (``scaled_ids``), divided back on conversion. Without
+  ``--num_classes`` this is assumed whenever the values share such a step; with it, only when some values
+  are outside its range and dividing brings them all in. Real ids that happen to share a step (only even
+  classes present) are kept by giving ``--num_classes``.
 - JPEG grey masks are snapped to the nearest valid value: 0..num_classes-1 and the ignore index (0 and
   255 for a binary set). A set of JPEG id masks alone needs ``--num_classes``: its noise cannot be told
   from ids otherwise.
 """
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -49,7 +55,8 @@ ERROR, WARNING = "error", "warning"
 SEVERITY = {
     "missing_label": ERROR, "missing_image": WARNING, "size_mismatch": ERROR, "out_of_range": ERROR,
     "unreadable": ERROR, "lossy_label": ERROR, "sixteen_bit": ERROR, "multi_channel": ERROR,
-    "binary_0_255": ERROR, "rgb_colours": ERROR, "palette_mismatch": ERROR, "empty_class": WARNING,
+    "binary_0_255": ERROR, "scaled_ids": ERROR, "rgb_colours": ERROR, "palette_mismatch": ERROR,
+    "empty_class": WARNING,
     "duplicate_image": WARNING,
 }
 LISTED_FILES = 5          # files named per finding in the table and the error lines
@@ -184,6 +191,8 @@ class _Builder:
         self.palette_files = [i for i in self.labelled if scans[i].kind == "palette"]
         self.divisor: Dict[int, Optional[int]] = {}
         self.values: Dict[int, np.ndarray] = {}  # grey files: the values they mean (8-bit, lossy peaks)
+        self.step = 1                  # grey ids are stored times this (scaled_ids)
+        self.scaled: List[int] = []    # the grey files read with it
 
     def add(self, kind: str, files: List[str], detail: str, fixed: bool = False) -> None:
         if files:
@@ -266,6 +275,11 @@ class _Builder:
             other_ids += [int(k) for i in self.palette_files for k in scans[i].keys if k != self.ignore]
         two_classes = opts.num_classes == 2 if opts.num_classes else max(other_ids, default=-1) <= 1
         self.binary = sorted(binary_like) if two_classes else []
+        self.step = self._id_step(binary_like)
+        if self.step > 1:
+            self.scaled = [i for i in self.values if i not in binary_like]
+            grey_ids = {int(v) for i in self.scaled for v in self.values[i] if v != self.ignore}
+            other_ids = [v for v in other_ids if v not in grey_ids] + [v // self.step for v in grey_ids]
         self.colour_palette, self.colour_matches = self._colour_palette()
         self.palette = opts.palette or self.colour_palette or self.palette_for_pngs
         if opts.num_classes:
@@ -290,6 +304,21 @@ class _Builder:
             file_kinds.add({"colour": "rgb_colours", "palette": "palette_png"}.get(
                 kind, "binary_0_255" if i in self.binary else "ids"))
         self.encoding = file_kinds.pop() if len(file_kinds) == 1 else ("mixed" if file_kinds else "unknown")
+
+    def _id_step(self, binary_like: set) -> int:
+        """The step that every grey id of the exactly stored (not lossy) non-binary files is a multiple of,
+        when the masks look saved to be seen (module docstring); 1 otherwise."""
+        files = [i for i in self.values if i not in binary_like]
+        if not files or any(self.scans[i].lossy for i in files):
+            return 1
+        grey = sorted({int(v) for i in files for v in self.values[i] if v != self.ignore and v > 0})
+        if not grey:
+            return 1
+        step = math.gcd(*grey)
+        k = self.options.num_classes
+        if step < 2 or (k and (grey[-1] < k or grey[-1] // step >= k)):
+            return 1
+        return step
 
     def _palette_pngs(self) -> Tuple[bool, Optional[Palette]]:
         """(read palette PNGs by their indices?, the known palette their colours match)."""
@@ -356,6 +385,10 @@ class _Builder:
                 if i in self.binary:
                     maps[i] = shared(("binary", d, size, snap),
                                      lambda: LabelMap.values([0, 255 * d], [0, 1], size, snap))
+                elif i in self.scaled:
+                    stored = [v * self.step * d for v in range(k)] + ([ignore * d] if ignore >= k else [])
+                    maps[i] = shared(("scaled", self.step, d, size, snap),
+                                     lambda: LabelMap.values(stored, ids, size, snap))
                 else:
                     maps[i] = shared(("ids", d, size, snap),
                                      lambda: LabelMap.values([v * d for v in ids], ids, size, snap))
@@ -426,6 +459,14 @@ class _Builder:
                  f"{len(self.binary)} mask(s) hold only 0 and 255: a binary mask saved for viewing; with ignore_index "
                  f"{self.ignore} " + ("its foreground is ignored and nothing is learned" if self.ignore == 255 else
                                       "255 is no class") + "; --convert maps 255 to class 1", fixed=True)
+        if self.scaled:
+            seen = sorted({int(v) for i in self.scaled for v in self.values[i] if v != self.ignore})
+            shown = ", ".join(map(str, seen[:12])) + (" ..." if len(seen) > 12 else "")
+            self.add("scaled_ids", [scans[i].label for i in self.scaled],
+                     f"{len(self.scaled)} mask(s) hold values that are all multiples of {self.step} ({shown}): "
+                     f"class ids times {self.step}, saved to be seen; read as they are they would be "
+                     f"{seen[-1] + 1} mostly empty classes; --convert divides them by {self.step} (classes "
+                     f"0..{k - 1}); if these values are the class ids themselves, give --num_classes", fixed=True)
         if self.colour:
             distinct = len({int(c) for i in self.colour if not scans[i].lossy for c in scans[i].keys}
                            | {int(c) for i in self.colour if scans[i].lossy for c in dominant_colours(scans[i])})

@@ -13,6 +13,7 @@ Multi-channel files are reduced to what they hold: three equal channels are grey
 channel that is the same everywhere is dropped; when the colour is the same everywhere and only the
 alpha channel varies, the mask is in the alpha channel.
 """
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -87,8 +88,9 @@ def read_raw_label(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS) -> Ra
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked above
             with open_image(data) as im:
+                lossy = lossy_format(im)  # before load(): WebP's chunk is read from the file, which load() closes
                 im.load()
-                fmt, mode, lossy = im.format or "", im.mode, lossy_format(im)
+                fmt, mode = im.format or "", im.mode
                 bands = len(im.getbands())
                 if mode == "P":
                     flat = im.getpalette() or []
@@ -143,6 +145,16 @@ def convert_command(image_paths: Sequence[str], label_paths: Sequence[str]) -> s
             f"--write_config {out}.yml")
 
 
+def scaled_ids_step(present: np.ndarray, num_classes: int, ignore_index: int) -> Optional[int]:
+    """The step (2 or more) that the grey values ``present`` are class ids times, when some are outside
+    0..num_classes-1 and dividing by it brings every one inside; None otherwise."""
+    ids = [int(v) for v in present if v != ignore_index and v > 0]
+    if not ids or ids[-1] < num_classes:
+        return None
+    step = math.gcd(*ids)
+    return step if step >= 2 and ids[-1] // step < num_classes else None
+
+
 def set_encoding_problem(pairs: Sequence[tuple], num_classes: int, ignore_index: int = 255,
                          sample: int = SNIFFED_LABELS) -> Optional[str]:
     """A one-line message when the labels of ``pairs`` ((image, label) paths) are colour masks or
@@ -162,20 +174,32 @@ def set_encoding_problem(pairs: Sequence[tuple], num_classes: int, ignore_index:
         high = int(raw.values.max(initial=0))
         if raw.kind == "colour":
             kinds.append("colour")
-        elif raw.kind != "grey" or raw.bits > 8 or 0 < high < 255:  # ids: the common case, decided by the maximum
+            continue
+        if raw.kind != "grey" or raw.bits > 8 or 0 < high < min(num_classes, 255):  # ids: the common case
             return None
-        elif high == 0:
+        present = np.flatnonzero(np.bincount(raw.values.ravel(), minlength=256))
+        if high == 0:
             kinds.append("empty")
-        elif is_binary_0_255(np.flatnonzero(np.bincount(raw.values.ravel(), minlength=256))):
+        elif is_binary_0_255(present):
             kinds.append("binary")
         else:
-            return None
+            step = scaled_ids_step(present, num_classes, ignore_index)
+            if step is None:
+                return None  # values out of range: the full check names them
+            kinds.append(f"scaled {step}")
     images, labels = [image for image, _ in labelled], [label for _, label in labelled]
     command = convert_command(images, labels)
     example = chosen[0][1]
     if kinds.count("colour") == len(kinds):
         return (f"{_common_folder(labels)}: the labels are RGB colour masks, not class ids ({len(kinds)} of "
                 f"{len(kinds)} sampled files, e.g. {example}); convert them to class ids with: {command}")
+    scaled = {k for k in kinds if k.startswith("scaled")}
+    if len(scaled) == 1 and set(kinds) <= scaled | {"empty"}:
+        step = int(scaled.pop().split()[1])
+        example = chosen[kinds.index(f"scaled {step}")][1]
+        return (f"{_common_folder(labels)}: the labels are class ids times {step}, saved to be seen (every value "
+                f"of the {len(kinds)} sampled files is a multiple of {step}, e.g. {example}), so they fall outside "
+                f"num_classes {num_classes}; convert them with: {command}")
     if "colour" not in kinds and "binary" in kinds and num_classes >= 2:
         example = chosen[kinds.index("binary")][1]
         effect = (f"with ignore_index {ignore_index} every foreground pixel is ignored and nothing is learned"
