@@ -138,22 +138,24 @@ def test_training_refuses_binary_and_colour_mask_sets_naming_the_fix(tmp_path, e
     assert "label values outside" not in line and "[TRAIN]" not in done.stderr
 
 
+def set_pairs(root, encoding, count):
+    """(image, mask) paths of a written set of ``encoding``."""
+    write_set(root, encoding, count=count)
+    return [(str(p), str(root / "masks" / f"{p.stem}.png")) for p in sorted((root / "images").iterdir())]
+
+
 def test_the_dataset_check_names_the_encoding_not_pixel_255(tmp_path):
     from paddleseg.datasets import checks
     from paddleseg.errors import DatasetError
 
-    write_set(tmp_path / "bin", "binary", count=5)
-    pairs = [(str(p), str(tmp_path / "bin" / "masks" / f"{p.stem}.png"))
-             for p in sorted((tmp_path / "bin" / "images").iterdir())]
+    pairs = set_pairs(tmp_path / "bin", "binary", 5)
     with pytest.raises(DatasetError, match=r"binary masks saved as 0/255 .*5 of 5 sampled files.*with ignore_index "
                                            r"255 every foreground pixel is ignored.*check_dataset.py --images"):
         checks.check_contents(pairs, 2, 255, workers=1, progress=False)
     assert checks.check_contents(pairs, 2, 255, workers=1, progress=False, raise_error=False)[0].count("0/255") == 1
     with pytest.raises(DatasetError, match="255 is not a class id below num_classes 2"):
         checks.check_contents(pairs, 2, 0, workers=1, progress=False)
-    write_set(tmp_path / "scaled", "scaled_ids", count=4)
-    pairs = [(str(p), str(tmp_path / "scaled" / "masks" / f"{p.stem}.png"))
-             for p in sorted((tmp_path / "scaled" / "images").iterdir())]
+    pairs = set_pairs(tmp_path / "scaled", "scaled_ids", 4)
     with pytest.raises(DatasetError, match=r"the labels are class ids times 10, saved to be seen .*4 sampled files.*"
                                            r"outside num_classes 19; convert them with: .*check_dataset.py --images"):
         checks.check_contents(pairs, 19, 255, workers=1, progress=False)
