@@ -101,6 +101,14 @@ def test_reading_the_config_never_changes_it(tree):
      r"loss.coef: must be a list with one coefficient per entry"),
     (["test_config.is_slid=true"], r"test_config.is_slid: unknown key. Did you mean: is_slide\?"),
     (["model.backbone.scale=1.0"], r"ESPNetV2 has no argument 'backbone'"),
+    (["test_config.scales=[0.75, 40.0]"], r"--opts: test_config.scales: must be a scale or a non-empty list of "
+                                         r"scales, each from 1/64 to 16, got \[0.75, 40.0\]"),
+    (["test_config.scales=.nan"], r"test_config.scales: must be a scale"),
+    (["test_config.scales=[]"], r"test_config.scales: must be a scale"),
+    (["test_config.scales=[true]"], r"test_config.scales: must be a scale"),
+    (["test_config.crop_size=[512, 0]"], r"test_config.crop_size: test_config.crop_size must be \[width, height\]"),
+    (["test_config.stride=[70000, 70000]"], r"test_config.stride: test_config.stride must be \[width, height\]"),
+    (["test_config.is_slide=yes please"], r"test_config.is_slide: must be true or false, got 'yes please'"),
 ])
 def test_config_errors_name_the_file_the_key_and_the_closest_names(tree, opts, pattern):
     with pytest.raises(ConfigError, match=pattern):
@@ -277,3 +285,10 @@ def test_a_yaml_syntax_error_is_one_line_with_the_position(tmp_path):
     message = str(raised.value)
     assert "\n" not in message
     assert re.search(r"bad.yml:3:\d+: not valid YAML: ", message), message
+
+
+def test_good_test_configs_pass(tree):
+    cfg = Config(tree, opts=["test_config.scales=[0.5, 1.0, 1.75]", "test_config.aug_eval=true",
+                             "test_config.is_slide=true", "test_config.crop_size=[256, 128]", "test_config.stride=[128, 64]"])
+    assert cfg.test_config["scales"] == [0.5, 1.0, 1.75]
+    assert Config(tree, opts=["test_config.scales=0.75"]).test_config["scales"] == 0.75  # one number, as upstream

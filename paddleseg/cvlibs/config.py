@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
-from paddleseg.cvlibs import builder, manager
+from paddleseg.cvlibs import arguments, builder, manager
 from paddleseg.errors import ConfigError
 from paddleseg.utils import yaml_io
 from paddleseg.utils.regular_file import NotRegularFileError
@@ -226,6 +226,12 @@ def _list_index(node: List, part: str, where: str) -> int:
 # ----------------------------------------------------------------------------------------------
 # The Config object
 # ----------------------------------------------------------------------------------------------
+def _is_scale(value) -> bool:
+    """A test-time scale factor: a finite number from 1/64 to 16 (the bounds of ``--scales``,
+    :data:`paddleseg.utils.cli.scale_factor`)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 1 / 64 <= value <= 16
+
+
 class Config:
     """A validated training config; components are built on first access and cached.
 
@@ -289,6 +295,7 @@ class Config:
                                  self.origin)
         if self.dic.get("test_config") is not None:
             self._check_plain_mapping("test_config", TEST_CONFIG_KEYS)
+            self._check_test_config()
         self._check_constructors()
 
     def _check_constructors(self) -> None:
@@ -319,6 +326,25 @@ class Config:
             if sub not in allowed:
                 raise ConfigError(f"{self.origin(f'{key}.{sub}')}: unknown key."
                                   f"{builder.did_you_mean(sub, allowed)} Valid keys: {', '.join(allowed)}")
+
+    def _check_test_config(self) -> None:
+        """test_config's values, as val.py's and predict.py's options are checked: switches true or
+        false, scales from 1/64 to 16 (as ``--scales``), window and stride sizes [width, height]."""
+        section = self.dic["test_config"]
+        for key, value in section.items():
+            where = self.origin(f"test_config.{key}")
+            if key in ("crop_size", "stride"):
+                try:
+                    arguments.size_pair("test_config", key, value)
+                except ValueError as e:
+                    raise ConfigError(f"{where}: {e}") from None
+            elif key == "scales":
+                values = value if isinstance(value, list) else [value]
+                if not values or not all(_is_scale(v) for v in values):
+                    raise ConfigError(f"{where}: must be a scale or a non-empty list of scales, each from 1/64 to "
+                                      f"16, got {value!r}")
+            elif not isinstance(value, bool):
+                raise ConfigError(f"{where}: must be true or false, got {value!r}")
 
     def _check_loss(self) -> None:
         self._check_plain_mapping("loss", LOSS_KEYS)
