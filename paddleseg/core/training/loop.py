@@ -86,9 +86,9 @@ def run_loop(t: Training, companions: List[Companion]) -> TrainState:
         t.train_model.train()
         tick = time.perf_counter()
         for iteration in range(state.iter + 1, iters + 1):
-            batch = next(batches)
-            reader_cost = time.perf_counter() - tick
-            with interruption.held():
+            with interruption.held():  # loading the batch too: a signal there is agreed on like one in the step
+                batch = next(batches)
+                reader_cost = time.perf_counter() - tick
                 paddle.seed(iteration_seed(opts.seed, iteration))
                 losses = dict(zip(t.names, step(t.train_model, t.optimizer, t.scaler, t.losses, batch, opts.amp)))
                 check_loss(iteration, losses, batch, t.last_checkpoint)
