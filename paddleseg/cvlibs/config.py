@@ -27,6 +27,7 @@ import yaml
 from paddleseg.cvlibs import arguments, builder, manager
 from paddleseg.errors import ConfigError
 from paddleseg.utils import yaml_io
+from paddleseg.utils.cli import MAX_TEST_SCALE, MIN_TEST_SCALE
 from paddleseg.utils.regular_file import NotRegularFileError
 
 # Top-level key → the registry its component(s) come from (None: plain values).
@@ -227,9 +228,8 @@ def _list_index(node: List, part: str, where: str) -> int:
 # The Config object
 # ----------------------------------------------------------------------------------------------
 def _is_scale(value) -> bool:
-    """A test-time scale factor: a finite number from 1/64 to 16 (the bounds of ``--scales``,
-    :data:`paddleseg.utils.cli.scale_factor`)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 1 / 64 <= value <= 16
+    """A test-time scale factor, within the bounds ``--scales`` has (:data:`paddleseg.utils.cli.scale_factor`)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and MIN_TEST_SCALE <= value <= MAX_TEST_SCALE
 
 
 class Config:

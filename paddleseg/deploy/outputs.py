@@ -37,7 +37,6 @@ from PIL import Image
 from paddleseg.deploy.errors import DeployError
 from paddleseg.deploy.video import Mp4Writer
 from paddleseg.utils.atomic import atomic_write_bytes
-from paddleseg.utils.signals import interruptions_held
 
 PathLike = Union[str, Path]
 PSEUDO_COLOR, ADDED, LABEL, LABEL_IDS = "pseudo_color_prediction", "added_prediction", "label", "label_ids"
@@ -222,13 +221,11 @@ class VideoOutputWriter:
         return self.mp4.frames
 
     def write(self, index: int, image: np.ndarray, label: np.ndarray) -> None:
-        """The outputs of frame ``index``: its overlay appended to the MP4, its labels as a PNG. Both or
-        neither: Ctrl-C and SIGTERM are held in between, so the MP4 and the label folder agree."""
-        picture = overlay(image, label, self.palette)
-        with interruptions_held():
-            self.mp4.write(picture)
-            if self.save_labels:
-                save_gray(label, self.names.labels / frame_name(index))
+        """The outputs of frame ``index``: its overlay appended to the MP4, its labels as a PNG (both or
+        neither when the caller holds Ctrl-C and SIGTERM around it, as the prediction loop does)."""
+        self.mp4.write(overlay(image, label, self.palette))
+        if self.save_labels:
+            save_gray(label, self.names.labels / frame_name(index))
 
     def write_report(self, report: Dict) -> Path:
         """``<stem>.json`` with ``report`` (written whole or not at all)."""

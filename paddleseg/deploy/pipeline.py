@@ -306,7 +306,9 @@ def preprocess_images(preprocess: Callable[[np.ndarray], np.ndarray], backend, s
 def _write_each(frames: Iterable[Frame], write: Callable[[Frame], None], summary: Summary, batch_size: int,
                 bar) -> None:
     """The calling thread's part: write each finished frame, timing it into ``summary``. Ctrl-C and SIGTERM
-    are held from the write to its count, so ``summary.done`` is what was written."""
+    are held from the write to its count, so a frame's outputs are all written or none (an image's
+    pictures, a video frame's overlay and label PNG) and ``summary.done`` and the MP4's frame count are
+    what was written."""
     for frame in frames:
         start = time.perf_counter()
         with interruptions_held():

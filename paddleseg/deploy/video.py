@@ -283,15 +283,14 @@ class Mp4Writer:
         return self
 
     def write(self, rgb: np.ndarray) -> None:
-        """Append one RGB uint8 frame of ``size``. ``frames`` counts it exactly: Ctrl-C and SIGTERM are held
-        between the encoder taking the frame and the count (a signal there made the count one short)."""
+        """Append one RGB uint8 frame of ``size``. A signal raised between the encoder taking the frame and
+        the count would leave ``frames`` one short: the prediction loop holds Ctrl-C and SIGTERM around each
+        frame's writes (:func:`paddleseg.deploy.pipeline._write_each`)."""
         pad_w, pad_h = self.size[0] % 2, self.size[1] % 2
         if pad_w or pad_h:
             rgb = cv2.copyMakeBorder(rgb, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-        with interruptions_held():
-            self.writer.write(bgr)
-            self.frames += 1
+        self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        self.frames += 1
 
     def close(self) -> Optional[Path]:
         """Finish the file and rename it into place (signals held meanwhile); returns it, or None when no

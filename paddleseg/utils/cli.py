@@ -61,8 +61,10 @@ positive_int = number_type(int, "a positive integer", lambda v: v > 0)
 non_negative_int = number_type(int, "an integer >= 0", lambda v: v >= 0)
 positive_float = number_type(float, "a positive number", lambda v: v > 0)
 non_negative_float = number_type(float, "a number >= 0", lambda v: v >= 0)
-# a test-time scale: beyond 16x an image would take gigabytes, and below 1/64 it is a handful of pixels
-scale_factor = number_type(float, "a scale from 0.015625 to 16", lambda v: 1 / 64 <= v <= 16)
+# a test-time scale (--scales, a config's test_config.scales): beyond 16x an image would take gigabytes,
+# and below 1/64 it is a handful of pixels
+MIN_TEST_SCALE, MAX_TEST_SCALE = 1 / 64, 16
+scale_factor = number_type(float, "a scale from 0.015625 to 16", lambda v: MIN_TEST_SCALE <= v <= MAX_TEST_SCALE)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

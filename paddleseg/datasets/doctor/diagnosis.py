@@ -27,7 +27,6 @@ Decisions made for the whole set, not file by file:
   255 for a binary set). A set of JPEG id masks alone needs ``--num_classes``: its noise cannot be told
   from ids otherwise.
 """
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -35,7 +34,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from paddleseg.datasets.class_weights import median_frequency_weights, weights_from_histogram
-from paddleseg.datasets.doctor.encodings import is_binary_0_255
+from paddleseg.datasets.doctor.encodings import is_binary_0_255, scaled_ids_step
 from paddleseg.datasets.doctor.label_maps import INVALID, LabelMap
 from paddleseg.datasets.doctor.pairing import Pairing
 from paddleseg.datasets.doctor.palettes import (
@@ -311,14 +310,8 @@ class _Builder:
         files = [i for i in self.values if i not in binary_like]
         if not files or any(self.scans[i].lossy for i in files):
             return 1
-        grey = sorted({int(v) for i in files for v in self.values[i] if v != self.ignore and v > 0})
-        if not grey:
-            return 1
-        step = math.gcd(*grey)
-        k = self.options.num_classes
-        if step < 2 or (k and (grey[-1] < k or grey[-1] // step >= k)):
-            return 1
-        return step
+        grey = {int(v) for i in files for v in self.values[i]}
+        return scaled_ids_step(grey, self.options.num_classes, self.ignore) or 1
 
     def _palette_pngs(self) -> Tuple[bool, Optional[Palette]]:
         """(read palette PNGs by their indices?, the known palette their colours match)."""

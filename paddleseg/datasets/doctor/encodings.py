@@ -145,14 +145,15 @@ def convert_command(image_paths: Sequence[str], label_paths: Sequence[str]) -> s
             f"--write_config {out}.yml")
 
 
-def scaled_ids_step(present: np.ndarray, num_classes: int, ignore_index: int) -> Optional[int]:
-    """The step (2 or more) that the grey values ``present`` are class ids times, when some are outside
-    0..num_classes-1 and dividing by it brings every one inside; None otherwise."""
-    ids = [int(v) for v in present if v != ignore_index and v > 0]
-    if not ids or ids[-1] < num_classes:
+def scaled_ids_step(present: Sequence[int], num_classes: Optional[int], ignore_index: int) -> Optional[int]:
+    """The step (2 or more) that the grey values ``present`` are class ids times: every value but 0 and
+    the ignore index is a multiple of it and, with ``num_classes``, some are outside 0..num_classes-1
+    and dividing brings every one inside. None otherwise."""
+    ids = sorted(int(v) for v in present if v != ignore_index and v > 0)
+    if not ids or (num_classes and ids[-1] < num_classes):
         return None
     step = math.gcd(*ids)
-    return step if step >= 2 and ids[-1] // step < num_classes else None
+    return step if step >= 2 and not (num_classes and ids[-1] // step >= num_classes) else None
 
 
 def set_encoding_problem(pairs: Sequence[tuple], num_classes: int, ignore_index: int = 255,
